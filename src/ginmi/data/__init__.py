@@ -1,0 +1,1 @@
+"""Data sources: the paper's synthetic generator, IDX image sets and users' files."""
