@@ -65,7 +65,7 @@ import importlib
 import os
 import string
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
