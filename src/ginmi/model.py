@@ -1,0 +1,167 @@
+"""The GIN model: an invertible flow plus the class-conditional diagonal Gaussian of ``w`` given ``u``.
+
+``w = g((x - shift) / scale)``: a fixed per-feature standardisation (fitted on the training data
+and stored in the model) followed by the flow. Given the class ``u``, ``w`` is modelled as
+``N(mu[u], diag(exp(log_sigma[u]))^2)`` (paper Eq. 5); ``log_prior`` holds the empirical class
+frequencies of the training set. With ``stats="batch"`` (paper Appendix C) the loss uses the
+statistics of each batch, and ``mu``/``log_sigma`` are set from the whole training set after
+training, so every downstream task reads the same attributes.
+
+Example:
+    >>> import torch
+    >>> from ginmi.model import GINModel
+    >>> model = GINModel({"name": "vector", "dim": 4, "width": 8, "seed": 0}, n_classes=3)
+    >>> x, u = torch.randn(6, 4), torch.tensor([0, 1, 2, 0, 1, 2])
+    >>> model.loss(x, u).shape
+    torch.Size([])
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ginmi.architectures import build_flow
+from ginmi.io import atomic_torch_save, safe_torch_load
+
+__all__ = ["STATS", "GINModel", "load_model"]
+
+STATS = ("trainable", "batch")
+_LOG_2PI = math.log(2 * math.pi)
+FORMAT_VERSION = 1
+
+
+class GINModel(nn.Module):
+    """Flow ``g`` and the class-conditional Gaussian of its output.
+
+    Parameters
+    ----------
+    arch : dict
+        Architecture spec for :func:`ginmi.architectures.build_flow`.
+    n_classes : int
+        Number of classes of the label ``u``.
+    stats : {"trainable", "batch"}
+        Trainable per-class means and log-stds (paper Eq. 5, default) or batch statistics.
+    classes : sequence, optional
+        The original label values (ints or strings), in the order of the class indices.
+    """
+
+    def __init__(
+        self,
+        arch: dict[str, Any],
+        n_classes: int,
+        *,
+        stats: str = "trainable",
+        classes: Sequence[Any] | None = None,
+    ) -> None:
+        super().__init__()
+        if stats not in STATS:
+            raise ValueError(f"stats must be one of {STATS}, got {stats!r}")
+        if n_classes < 2:
+            raise ValueError(f"need at least 2 classes, got {n_classes}")
+        self.arch = dict(arch)
+        self.stats = stats
+        self.classes = list(classes) if classes is not None else list(range(n_classes))
+        if len(self.classes) != n_classes:
+            raise ValueError(f"{len(self.classes)} class names given for {n_classes} classes")
+        self.flow = build_flow(self.arch)
+        self.input_shape = tuple(self.arch.get("input_shape", (self.arch.get("dim"),)))
+        dim = int(np.prod(self.input_shape))
+        self.dim = dim
+        self.mu = nn.Parameter(torch.zeros(n_classes, dim), requires_grad=stats == "trainable")
+        self.log_sigma = nn.Parameter(torch.zeros(n_classes, dim), requires_grad=stats == "trainable")
+        self.register_buffer("log_prior", torch.full((n_classes,), -math.log(n_classes)))
+        self.register_buffer("shift", torch.zeros(self.input_shape))
+        self.register_buffer("scale", torch.ones(self.input_shape))
+
+    @property
+    def n_classes(self) -> int:
+        return self.mu.shape[0]
+
+    def set_standardization(self, shift: Tensor, scale: Tensor) -> None:
+        """Store the fixed input standardisation ``(x - shift) / scale``."""
+        if torch.any(scale <= 0) or not torch.all(torch.isfinite(scale)):
+            raise ValueError("standardisation scales must be finite and positive")
+        self.shift.copy_(shift.reshape(self.input_shape))
+        self.scale.copy_(scale.reshape(self.input_shape))
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Return ``(w, log|det dw/dx|)`` for data ``x``, ``w`` flattened to ``(N, dim)``."""
+        w, log_det = self.flow((x - self.shift) / self.scale)
+        return w.reshape(w.shape[0], -1), log_det - torch.log(self.scale).sum()
+
+    def transform(self, x: Tensor) -> Tensor:
+        """Latent ``w = g(x)`` of shape ``(N, dim)``."""
+        return self(x)[0]
+
+    def inverse(self, w: Tensor) -> Tensor:
+        """Data ``x = g^{-1}(w)`` for latents of shape ``(N, dim)``."""
+        return self.flow.inverse(w) * self.scale + self.shift
+
+    def loss(self, x: Tensor, u: Tensor) -> Tensor:
+        """Negative log-likelihood per dimension (paper Eq. 5), averaged over the batch.
+
+        The flow's own log-determinant (zero for GIN) is subtracted; the constant of the
+        fixed standardisation is not, so the loss is in units of the standardised data.
+        """
+        w, log_det = self.flow((x - self.shift) / self.scale)
+        w = w.reshape(w.shape[0], -1)
+        if self.stats == "trainable":
+            log_sigma = self.log_sigma[u]
+            nll = (0.5 * (w - self.mu[u]) ** 2 * torch.exp(-2 * log_sigma) + log_sigma).mean(1)
+        else:
+            mean, std = class_statistics(w, u, self.n_classes)
+            nll = 0.5 + torch.log(std[u]).mean(1)
+        return (nll + 0.5 * _LOG_2PI - log_det / self.dim).mean()
+
+    def class_log_density(self, w: Tensor, dims: Sequence[int] | Tensor | None = None) -> Tensor:
+        """``log p(w_S | u)`` for every class: shape ``(N, n_classes)``; ``dims`` selects ``S``."""
+        mu, log_sigma = self.mu, self.log_sigma
+        if dims is not None:
+            dims = torch.as_tensor(dims, dtype=torch.long, device=w.device)
+            w, mu, log_sigma = w[:, dims], mu[:, dims], log_sigma[:, dims]
+        z = (w[:, None, :] - mu[None]) * torch.exp(-log_sigma)[None]
+        return -(0.5 * z**2 + log_sigma[None] + 0.5 * _LOG_2PI).sum(-1)
+
+    @torch.no_grad()
+    def set_class_statistics(self, w: Tensor, u: Tensor) -> None:
+        """Set ``mu``/``log_sigma`` to the empirical per-class statistics of ``w``."""
+        mean, std = class_statistics(w, u, self.n_classes)
+        self.mu.copy_(mean)
+        self.log_sigma.copy_(torch.log(std))
+
+    def describe(self) -> dict[str, Any]:
+        """Everything needed to rebuild the model except the weights (all plain types)."""
+        return {"arch": self.arch, "n_classes": self.n_classes, "stats": self.stats, "classes": self.classes}
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write weights and description atomically; load with :func:`load_model`."""
+        state = {k: v.detach().cpu() for k, v in self.state_dict().items()}
+        atomic_torch_save({"format_version": FORMAT_VERSION, "model": self.describe(), "state_dict": state}, path)
+
+
+def class_statistics(w: Tensor, u: Tensor, n_classes: int) -> tuple[Tensor, Tensor]:
+    """Per-class mean and (biased) standard deviation of ``w``: two ``(n_classes, dim)`` tensors."""
+    onehot = torch.nn.functional.one_hot(u, n_classes).to(w.dtype)
+    counts = onehot.sum(0)[:, None]
+    mean = onehot.T @ w / counts
+    var = onehot.T @ (w - mean[u]) ** 2 / counts
+    return mean, torch.sqrt(var + 1e-12)
+
+
+def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> GINModel:
+    """Load a model written by :meth:`GINModel.save` (never unpickles code: ``weights_only=True``)."""
+    blob = safe_torch_load(Path(path), map_location=map_location)
+    try:
+        desc = blob["model"]
+        model = GINModel(desc["arch"], desc["n_classes"], stats=desc["stats"], classes=desc["classes"])
+        model.load_state_dict(blob["state_dict"])
+    except (KeyError, TypeError, RuntimeError) as err:
+        raise ValueError(f"{path} is not a ginmi model file ({err}); was it written by GINModel.save?") from err
+    return model.eval()

@@ -1,0 +1,191 @@
+"""Informative-latent selection (paper Alg. 1): score every dimension, order, threshold.
+
+Criteria
+    ``mi``: mutual information ``I(w_i; u)`` (estimator chosen by name, see :data:`MI_ESTIMATORS`);
+    ``var``: GIN's spectrum, the root mean square over classes of the class-conditional std of
+    ``w_i`` (``var_kind="std"``: the plain overall std).
+Thresholds
+    ``top-k``: the ``k`` best; ``sharp-drop``: cut at the largest log-ratio between consecutive
+    sorted scores; ``max-curvature``: the knee of the sorted curve (Kneedle: the point farthest
+    below the chord from the first to the last score); ``fdr``: Benjamini-Hochberg on permutation
+    p-values at level ``q``.
+
+Example:
+    >>> import numpy as np
+    >>> from ginmi.selection import select
+    >>> sel = select(np.array([0.01, 1.2, 0.02, 0.9]), "sharp-drop")
+    >>> sel.order.tolist(), sel.selected.tolist()
+    ([1, 3, 2, 0], [1, 3])
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ginmi.config import option
+
+__all__ = [
+    "MI_ESTIMATORS",
+    "THRESHOLDS",
+    "SelectionConfig",
+    "mi_scores",
+    "score_criteria",
+    "Selection",
+    "var_scores",
+    "sharp_drop",
+    "max_curvature",
+    "benjamini_hochberg",
+    "select",
+]
+
+MI_ESTIMATORS = ("sklearn",)
+THRESHOLDS = ("fdr", "sharp-drop", "max-curvature", "top-k")
+
+
+@dataclass
+class Selection:
+    """Scores of every dimension, their order (best first) and the selected set (in order)."""
+
+    scores: np.ndarray
+    order: np.ndarray
+    selected: np.ndarray
+    threshold: str
+    reason: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready view (the ``criteria`` entries of ``results.json``)."""
+        out = {
+            "scores": self.scores.tolist(),
+            "order": self.order.tolist(),
+            "selected": self.selected.tolist(),
+            "threshold": self.threshold,
+            "reason": self.reason,
+        }
+        out.update({k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in self.extra.items()})
+        return out
+
+
+def var_scores(w: np.ndarray, u: np.ndarray, kind: str = "class-rms") -> np.ndarray:
+    """GIN's variance criterion: RMS over classes of per-class stds (``"class-rms"``) or plain std."""
+    if kind == "std":
+        return w.std(0)
+    if kind != "class-rms":
+        raise ValueError(f"var kind must be 'class-rms' or 'std', got {kind!r}")
+    stds = np.stack([w[u == c].std(0) for c in np.unique(u)])
+    return np.sqrt((stds**2).mean(0))
+
+
+def sharp_drop(sorted_scores: np.ndarray) -> int:
+    """Number kept before the largest drop in log-score between neighbours.
+
+    Scores are floored at 1e-3 of the maximum so that drops among near-zero (noise) scores
+    do not count as large.
+    """
+    s = np.asarray(sorted_scores, dtype=float)
+    if len(s) < 2:
+        return len(s)
+    floor = max(1e-3 * s.max(), 1e-12)
+    log_s = np.log(np.maximum(s, 0) + floor)
+    return int(np.argmax(log_s[:-1] - log_s[1:])) + 1
+
+
+def max_curvature(sorted_scores: np.ndarray) -> int:
+    """Number kept before the knee of a decreasing curve (Kneedle on the normalised curve)."""
+    s = np.asarray(sorted_scores, dtype=float)
+    if len(s) < 3 or s[0] == s[-1]:
+        return len(s)
+    x = np.linspace(0.0, 1.0, len(s))
+    y = (s - s[-1]) / (s[0] - s[-1])
+    return max(1, int(np.argmax((1.0 - x) - y)))
+
+
+def benjamini_hochberg(pvalues: np.ndarray, q: float = 0.05) -> np.ndarray:
+    """Boolean mask of discoveries under Benjamini-Hochberg false-discovery-rate control at ``q``."""
+    p = np.asarray(pvalues, dtype=float)
+    if not 0 < q < 1:
+        raise ValueError(f"FDR level q must lie in (0, 1), got {q}")
+    m = len(p)
+    order = np.argsort(p, kind="stable")
+    below = p[order] <= q * np.arange(1, m + 1) / m
+    mask = np.zeros(m, dtype=bool)
+    if below.any():
+        mask[order[: np.nonzero(below)[0].max() + 1]] = True
+    return mask
+
+
+def select(
+    scores: np.ndarray,
+    threshold: str = "sharp-drop",
+    *,
+    k: int | None = None,
+    pvalues: np.ndarray | None = None,
+    q: float = 0.05,
+) -> Selection:
+    """Order ``scores`` (higher = more informative) and choose the informative set.
+
+    ``threshold="top-k"`` needs ``k``; ``"fdr"`` needs ``pvalues`` (one per score) and keeps
+    the discoveries at level ``q``, in score order.
+    """
+    scores = np.asarray(scores, dtype=float)
+    order = np.argsort(-scores, kind="stable")
+    sorted_scores = scores[order]
+    extra: dict[str, Any] = {}
+    if threshold == "top-k":
+        if k is None or not 1 <= k <= len(scores):
+            raise ValueError(f"top-k needs k between 1 and {len(scores)} (--k), got {k}")
+        n, reason = k, f"top-k with k={k}"
+    elif threshold == "sharp-drop":
+        n = sharp_drop(sorted_scores)
+        reason = f"largest log-drop between rank {n} and {n + 1}"
+    elif threshold == "max-curvature":
+        n = max_curvature(sorted_scores)
+        reason = f"knee of the sorted scores after rank {n}"
+    elif threshold == "fdr":
+        if pvalues is None:
+            raise ValueError("the fdr threshold needs permutation p-values")
+        mask = benjamini_hochberg(pvalues, q)
+        extra = {"pvalues": np.asarray(pvalues, dtype=float), "q": q}
+        selected = order[mask[order]]
+        reason = f"Benjamini-Hochberg at FDR q={q}: {mask.sum()} discoveries"
+        return Selection(scores, order, selected, threshold, reason, extra)
+    else:
+        raise ValueError(f"threshold must be one of {THRESHOLDS}, got {threshold!r}")
+    return Selection(scores, order, order[:n], threshold, reason, extra)
+
+
+@dataclass
+class SelectionConfig:
+    """How latents are scored and thresholded (shared by every command)."""
+
+    mi_estimator: str = option("sklearn", "MI estimator", choices=MI_ESTIMATORS)
+    threshold: str = option("sharp-drop", "how the informative set is chosen", choices=THRESHOLDS)
+    k: int | None = option(None, "number of dims kept with --threshold top-k")
+    q: float = option(0.05, "false-discovery rate for --threshold fdr")
+    n_permutations: int = option(200, "label permutations for the MI p-values (fdr threshold)")
+    n_neighbors: int = option(3, "neighbours of the kNN MI estimator")
+    var_kind: str = option("class-rms", "VAR score: RMS of class-conditional stds (GIN) or plain std",
+                           choices=("class-rms", "std"))
+
+
+def mi_scores(w: np.ndarray, u: np.ndarray, config: SelectionConfig, *, seed: int = 0) -> np.ndarray:
+    """``I(w_i; u)`` for every column with the configured estimator (nats)."""
+    if config.mi_estimator == "sklearn":
+        from sklearn.feature_selection import mutual_info_classif
+
+        return mutual_info_classif(w, u, n_neighbors=config.n_neighbors, random_state=seed)
+    raise ValueError(f"mi_estimator must be one of {MI_ESTIMATORS}, got {config.mi_estimator!r}")
+
+
+def score_criteria(w: np.ndarray, u: np.ndarray, config: SelectionConfig, *, seed: int = 0) -> dict[str, Selection]:
+    """Score, order and select by MI and by VAR. VAR has no p-values: under ``fdr`` it keeps as
+    many dims as MI selected, so the two orders are compared at equal size."""
+    mi = select(mi_scores(w, u, config, seed=seed), config.threshold, k=config.k, q=config.q)
+    var_threshold, k = config.threshold, config.k
+    if var_threshold == "fdr":
+        var_threshold, k = "top-k", max(1, len(mi.selected))
+    var = select(var_scores(w, u, config.var_kind), var_threshold, k=k)
+    return {"mi": mi, "var": var}

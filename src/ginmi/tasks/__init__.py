@@ -1,0 +1,1 @@
+"""Downstream tasks on learned latents: identifiability, classification, OOD detection, attacks."""
