@@ -92,7 +92,8 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, *, title: str | No
             kwargs.update(nargs="+", type=base)
         else:
             kwargs["type"] = _parse_optional(base) if optional else base
-            kwargs["metavar"] = f.name.upper()
+            if not f.metadata.get("choices"):
+                kwargs["metavar"] = f.name.upper()
         group.add_argument(_flag(f.name), **kwargs)
 
 

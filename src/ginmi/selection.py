@@ -82,13 +82,13 @@ def var_scores(w: np.ndarray, u: np.ndarray, kind: str = "class-rms") -> np.ndar
 def sharp_drop(sorted_scores: np.ndarray) -> int:
     """Number kept before the largest drop in log-score between neighbours.
 
-    Scores are floored at 1e-3 of the maximum so that drops among near-zero (noise) scores
-    do not count as large.
+    Scores are floored at 5% of the maximum: estimates of zero MI scatter around a few
+    hundredths of a nat (and are clipped at 0), so ratios among them must not count as drops.
     """
     s = np.asarray(sorted_scores, dtype=float)
     if len(s) < 2:
         return len(s)
-    floor = max(1e-3 * s.max(), 1e-12)
+    floor = max(0.05 * s.max(), 1e-12)
     log_s = np.log(np.maximum(s, 0) + floor)
     return int(np.argmax(log_s[:-1] - log_s[1:])) + 1
 

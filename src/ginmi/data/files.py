@@ -1,0 +1,117 @@
+"""Users' own data: ``.npz`` (arrays ``x`` and, for training, ``u``) or ``.csv`` (a header row, a
+label column named by ``label_column``, every other column numeric). Labels may be strings.
+
+Example:
+    >>> import numpy as np, tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "toy.csv")
+    >>> _ = open(path, "w").write("a,b,label\\n1,2,cat\\n3,4,dog\\n")
+    >>> table = load_table(path, label_column="label")
+    >>> table.x.tolist(), table.u.tolist(), table.feature_names
+    ([[1.0, 2.0], [3.0, 4.0]], ['cat', 'dog'], ['a', 'b'])
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["Table", "load_table"]
+
+
+@dataclass
+class Table:
+    """Features ``x`` (float64), labels ``u`` (None when the file has none) and column names."""
+
+    x: np.ndarray
+    u: np.ndarray | None
+    feature_names: list[str]
+
+
+def load_table(path: str | os.PathLike, *, label_column: str = "label", require_labels: bool = True) -> Table:
+    """Read features and labels from a ``.npz`` or ``.csv`` file with clear errors."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"data file not found: {path}")
+    if path.stat().st_size == 0:
+        raise ValueError(f"data file {path} is empty")
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        table = _load_npz(path)
+    elif suffix == ".csv":
+        table = _load_csv(path, label_column, require_labels)
+    else:
+        raise ValueError(f"unsupported data file {path}: use .npz (arrays x, u) or .csv (with a label column)")
+    if require_labels and table.u is None:
+        raise ValueError(f"{path} has no labels: an .npz needs an array 'u', a .csv the column {label_column!r}")
+    return table
+
+
+def _load_npz(path: Path) -> Table:
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as err:
+        raise ValueError(f"cannot read {path} as .npz ({err}); save it with numpy.savez(path, x=..., u=...)") from err
+    if "x" not in arrays:
+        raise ValueError(f"{path} has no array 'x' (found {sorted(arrays)}); save features as x=..., labels as u=...")
+    x = arrays["x"]
+    names = [f"x{i}" for i in range(x.shape[1])] if x.ndim == 2 else []
+    return Table(x=x, u=arrays.get("u"), feature_names=names)
+
+
+def _load_csv(path: Path, label_column: str, require_labels: bool) -> Table:
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.reader(f))
+    except (OSError, UnicodeDecodeError) as err:
+        raise ValueError(f"cannot read {path} as CSV text ({err})") from err
+    rows = [r for r in rows if r]
+    if len(rows) < 2:
+        raise ValueError(f"{path} needs a header row and at least one data row")
+    header, body = [h.strip() for h in rows[0]], rows[1:]
+    if label_column in header:
+        label_idx = header.index(label_column)
+    elif require_labels:
+        raise ValueError(f"{path} has no label column {label_column!r} (columns: {header}); set --label-column")
+    else:
+        label_idx = None
+    feature_idx = [i for i in range(len(header)) if i != label_idx]
+    if not feature_idx:
+        raise ValueError(f"{path} has no feature columns besides the label")
+    for line, row in enumerate(body, start=2):
+        if len(row) != len(header):
+            raise ValueError(f"{path} line {line} has {len(row)} fields, the header has {len(header)}")
+    x = np.empty((len(body), len(feature_idx)))
+    for j, i in enumerate(feature_idx):
+        column = [row[i].strip() for row in body]
+        try:
+            x[:, j] = np.array(column, dtype=float)
+        except ValueError:
+            bad = next(v for v in column if not _is_float(v))
+            raise ValueError(
+                f"{path}: feature column {header[i]!r} is not numeric (value {bad!r}); "
+                f"drop it or name it with --label-column if it holds the labels"
+            ) from None
+    u = None if label_idx is None else np.array([_label(row[label_idx].strip()) for row in body])
+    return Table(x=x, u=u, feature_names=[header[i] for i in feature_idx])
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _label(text: str) -> str | int:
+    """Integer-looking labels become ints (so 1 and '1' agree); anything else stays a string."""
+    try:
+        return int(text)
+    except ValueError:
+        return text

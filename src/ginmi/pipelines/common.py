@@ -1,0 +1,143 @@
+"""Stages shared by the commands: input checks, label encoding, training a vector model, latents,
+run folders and the environment record."""
+
+from __future__ import annotations
+
+import datetime
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+import ginmi
+from ginmi.config import option
+from ginmi.model import STATS, GINModel
+from ginmi.training import TrainConfig, fit_standardization, resolve_device, train
+
+__all__ = [
+    "VectorModelConfig",
+    "check_features",
+    "encode_labels",
+    "train_vector_model",
+    "compute_latents",
+    "make_run_dir",
+    "environment",
+]
+
+
+@dataclass
+class VectorModelConfig:
+    """Architecture of the flow for vector data (defaults: the GIN paper's 10-D network)."""
+
+    flow: str = option("gin", "coupling type: gin (volume-preserving) or glow (ablation)", choices=("gin", "glow"))
+    n_blocks: int = option(8, "number of coupling blocks")
+    width: int = option(10, "hidden width of the coupling subnets")
+    clamp: float = option(2.0, "soft clamp of the coupling log-scales")
+    stats: str = option("trainable", "class statistics: trainable (Eq. 5) or batch (Appendix C)", choices=STATS)
+    standardize: bool = option(True, "standardise inputs robustly (median / MAD), stored in the model")
+
+    def __post_init__(self) -> None:
+        for name in ("n_blocks", "width"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+
+    def arch(self, dim: int, seed: int) -> dict[str, Any]:
+        return {"name": "vector", "dim": dim, "n_blocks": self.n_blocks, "width": self.width,
+                "coupling": self.flow, "clamp": self.clamp, "seed": seed}
+
+
+def check_features(x: Any, name: str = "features") -> np.ndarray:
+    """A finite, non-empty 2-D float array, or a ValueError saying what is wrong."""
+    x = np.asarray(x)
+    if x.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must be numeric, got dtype {x.dtype}; convert or drop non-numeric columns")
+    x = x.astype(np.float64, copy=False)
+    if x.ndim == 1:
+        x = x[:, None]
+    if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
+        raise ValueError(f"{name} must be a non-empty (n_samples, n_features) array, got shape {x.shape}")
+    bad = ~np.isfinite(x)
+    if bad.any():
+        rows, cols = np.nonzero(bad)
+        raise ValueError(
+            f"{name} contain {bad.sum()} NaN/inf value(s) (first at row {rows[0]}, column {cols[0]}); "
+            "remove or impute them"
+        )
+    return x
+
+
+def encode_labels(u: Any, n_samples: int, *, min_per_class: int = 2) -> tuple[np.ndarray, list[Any]]:
+    """Class indices ``0..K-1`` and the sorted original labels, with the checks training needs."""
+    u = np.asarray(u)
+    if u.ndim != 1:
+        u = u.reshape(-1) if u.size == n_samples else u
+    if len(u) != n_samples:
+        raise ValueError(f"labels and features have different lengths: {len(u)} labels for {n_samples} samples")
+    classes, idx, counts = np.unique(u, return_inverse=True, return_counts=True)
+    if len(classes) < 2:
+        raise ValueError(f"only one class ({classes[0]!r}) in the labels; need at least 2 classes")
+    small = [(c, n) for c, n in zip(classes.tolist(), counts.tolist()) if n < min_per_class]
+    if small:
+        raise ValueError(
+            f"class(es) with fewer than {min_per_class} samples: {small[:5]}; "
+            "drop them or collect more data"
+        )
+    return idx.astype(np.int64), [c.item() if hasattr(c, "item") else c for c in classes]
+
+
+def train_vector_model(
+    x: np.ndarray,
+    u: np.ndarray,
+    classes: Sequence[Any],
+    model_config: VectorModelConfig,
+    train_config: TrainConfig,
+    *,
+    progress: bool = True,
+) -> tuple[GINModel, dict[str, list[float]], float]:
+    """Build and train a GIN model on vectors; returns the model, loss history and seconds."""
+    model = GINModel(model_config.arch(x.shape[1], train_config.seed), len(classes),
+                     stats=model_config.stats, classes=classes)
+    xt = torch.as_tensor(x, dtype=torch.float32)
+    ut = torch.as_tensor(u, dtype=torch.long)
+    if model_config.standardize:
+        fit_standardization(model, xt)
+    with torch.no_grad():
+        model.log_prior.copy_(torch.log(torch.bincount(ut, minlength=len(classes)).float() / len(ut)))
+    t0 = time.perf_counter()
+    history = train(model, xt, ut, train_config, progress=progress)
+    return model.cpu(), history, time.perf_counter() - t0
+
+
+@torch.no_grad()
+def compute_latents(model: GINModel, x: np.ndarray | torch.Tensor, batch_size: int = 4096) -> np.ndarray:
+    """``w = g(x)`` in batches (bounded memory), as a float64 array."""
+    model.eval()
+    device = next(model.parameters()).device
+    xt = torch.as_tensor(x, dtype=torch.float32)
+    out = [model.transform(xb.to(device)).double().cpu() for xb in xt.split(batch_size)]
+    return torch.cat(out).numpy()
+
+
+def make_run_dir(out: str | None, command: str) -> Path:
+    """The run folder: ``out`` or ``runs/<command>-<timestamp>``; created if missing."""
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = Path(out) if out else Path("runs") / f"{command}-{stamp}"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def environment(device: str = "auto") -> dict[str, Any]:
+    """Versions and hardware of this run."""
+    return {
+        "ginmi": ginmi.__version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "device": str(resolve_device(device)),
+        "platform": platform.platform(),
+        "threads": torch.get_num_threads(),
+    }
