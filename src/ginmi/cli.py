@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from ginmi import __version__
-from ginmi.config import add_arguments, from_namespace
+from ginmi.config import add_arguments, from_namespace, read_config_file
+from ginmi.pipelines.images import ImagesConfig, run_images
 from ginmi.pipelines.synthetic import SyntheticConfig, run_synthetic
 from ginmi.pipelines.user import FitConfig, TransformConfig, run_fit, run_transform
 from ginmi.training import DivergenceError
 
-__all__ = ["main", "COMMANDS"]
+__all__ = ["main", "COMMANDS", "build_parser", "resolve_config"]
 
 
 @dataclass
@@ -55,9 +56,30 @@ def _transform_summary(r: dict[str, Any]) -> str:
         f" (selected dims {r['selected']})" if r["selected"] is not None else "")
 
 
+def _images_summary(r: dict[str, Any]) -> str:
+    d = r["data"]
+    lines = [f"run folder: {r['run_dir']}",
+             f"{d['dataset']} ({d['n_train']} train, {d['n_test']} test) vs OOD {d['ood']} ({d['n_ood']})",
+             f"{'order':<7}{'best k':>7}{'accuracy':>10}{'AUROC':>8}   FGSM eta: error w/o defence, pass rate, "
+             "passed error, error with defence"]
+    for name in ("mi", "var"):
+        fgsm = "; ".join(f"{eta}: {row['error_rate_without_defence']:.3f} {row['pass_rate']:.3f} "
+                         f"{row['passed_error_rate']:.3f} {row['error_rate_with_defence']:.3f}"
+                         for eta, row in r["fgsm"][name].items())
+        lines.append(f"{name.upper():<7}{r['best_k'][name]:>7}{r['best_accuracy'][name]:>10.4f}"
+                     f"{r['auroc'][name]:>8.3f}   {fgsm}")
+    t = r["timing"]
+    lines.append(f"training {t.get('train_seconds', 0.0):.1f} s ({r['training']['epochs']} epochs), "
+                 f"total {t['total_seconds']:.1f} s")
+    return "\n".join(lines)
+
+
 COMMANDS: dict[str, Command] = {
     "synthetic": Command(SyntheticConfig, run_synthetic, "the paper's synthetic study (Section 3), end to end",
                          summary=_synthetic_summary),
+    "images": Command(ImagesConfig, run_images,
+                      "the paper's image study (Section 4): classification, OOD and FGSM defence by MI vs VAR",
+                      summary=_images_summary),
     "fit": Command(FitConfig, run_fit, "train, score and select latents on your own .npz/.csv data",
                    positionals=(("data", "data file: .npz with arrays x, u or .csv with a label column"),),
                    summary=_fit_summary),
@@ -78,9 +100,26 @@ def build_parser() -> argparse.ArgumentParser:
     for name, cmd in COMMANDS.items():
         p = sub.add_parser(name, help=cmd.help, description=cmd.help)
         for arg, text in cmd.positionals:
-            p.add_argument(arg, help=text)
+            p.add_argument(arg, nargs="?", default=argparse.SUPPRESS,
+                           help=f"{text} (or `{arg} = ...` in the --config file)")
+        p.add_argument("--config", metavar="FILE", default=None,
+                       help="TOML file of options (keys as the options below, e.g. n_samples = 600); "
+                            "options given on the command line override it; each run folder holds "
+                            "its resolved config.toml")
         add_arguments(p, cmd.config)
     return parser
+
+
+def resolve_config(name: str, args: argparse.Namespace) -> Any:
+    """The config of command ``name``: the ``--config`` file's values, overridden by the options given."""
+    cmd = COMMANDS[name]
+    base = read_config_file(args.config, cmd.config) if getattr(args, "config", None) else {}
+    config = from_namespace(cmd.config, args, base=base)
+    for arg, _ in cmd.positionals:
+        if not getattr(config, arg):
+            raise ValueError(f"{name} needs {arg.upper()}: give it on the command line or as "
+                             f"`{arg} = \"...\"` in the --config file")
+    return config
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -88,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     cmd = COMMANDS[args.command]
     try:
-        config = from_namespace(cmd.config, args)
+        config = resolve_config(args.command, args)
         result = cmd.run(config)
     except (ValueError, FileNotFoundError, DivergenceError) as err:
         print(f"ginmi: error: {err}", file=sys.stderr)

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 import ginmi
-from ginmi.config import option
+from ginmi.config import flatten, option, write_config_file
 from ginmi.model import STATS, GINModel
 from ginmi.training import TrainConfig, fit_standardization, resolve_device, train
 
@@ -26,6 +26,7 @@ __all__ = [
     "compute_latents",
     "make_run_dir",
     "environment",
+    "write_run_config",
 ]
 
 
@@ -97,8 +98,12 @@ def train_vector_model(
     train_config: TrainConfig,
     *,
     progress: bool = True,
+    **callbacks: Any,
 ) -> tuple[GINModel, dict[str, list[float]], float]:
-    """Build and train a GIN model on vectors; returns the model, loss history and seconds."""
+    """Build and train a GIN model on vectors; returns the model, loss history and seconds.
+
+    ``callbacks`` (``on_step``, ``on_epoch``) are passed to :func:`ginmi.training.train`.
+    """
     model = GINModel(model_config.arch(x.shape[1], train_config.seed), len(classes),
                      stats=model_config.stats, classes=classes)
     xt = torch.as_tensor(x, dtype=torch.float32)
@@ -108,7 +113,7 @@ def train_vector_model(
     with torch.no_grad():
         model.log_prior.copy_(torch.log(torch.bincount(ut, minlength=len(classes)).float() / len(ut)))
     t0 = time.perf_counter()
-    history = train(model, xt, ut, train_config, progress=progress)
+    history = train(model, xt, ut, train_config, progress=progress, **callbacks)
     return model.cpu(), history, time.perf_counter() - t0
 
 
@@ -141,3 +146,22 @@ def environment(device: str = "auto") -> dict[str, Any]:
         "platform": platform.platform(),
         "threads": torch.get_num_threads(),
     }
+
+
+def write_run_config(run_dir: Path, command: str, config: Any) -> Path:
+    """Write ``config.toml``: the run's resolved options, with version, seed and environment as comments.
+
+    ``ginmi COMMAND --config RUN/config.toml --out NEW`` repeats the run. ``out`` is written
+    commented out, so that a repeat does not overwrite this folder.
+    """
+    flat = flatten(config)
+    env = environment(flat.get("device", "auto"))
+    path = Path(run_dir) / "config.toml"
+    header = "\n".join([
+        f"resolved configuration of `ginmi {command}`, written by ginmi {ginmi.__version__}",
+        f"seed: {flat.get('seed')}",
+        "environment: " + ", ".join(f"{k} {v}" for k, v in env.items() if k != "ginmi"),
+        f"repeat this run: ginmi {command} --config {path} --out NEW_FOLDER",
+    ])
+    write_config_file(path, flat, header=header, comment_out=("out",))
+    return path

@@ -13,12 +13,14 @@ from ginmi import plots
 from ginmi.config import flatten, option
 from ginmi.data.synthetic import GENERATORS, make_synthetic
 from ginmi.io import atomic_write_json
+from ginmi.logging_utils import LogConfig, MetricsLogger
 from ginmi.pipelines.common import (
     VectorModelConfig,
     compute_latents,
     environment,
     make_run_dir,
     train_vector_model,
+    write_run_config,
 )
 from ginmi.selection import SelectionConfig, mi_scores, score_criteria
 from ginmi.tasks.identifiability import abs_correlation, matching, mcc
@@ -43,6 +45,7 @@ class SyntheticConfig:
     model: VectorModelConfig = field(default_factory=VectorModelConfig, metadata={"help": "model"})
     train: TrainConfig = field(default_factory=TrainConfig, metadata={"help": "training"})
     selection: SelectionConfig = field(default_factory=SelectionConfig, metadata={"help": "selection"})
+    log: LogConfig = field(default_factory=LogConfig, metadata={"help": "experiment logs"})
 
 
 def run_synthetic(config: SyntheticConfig) -> dict[str, Any]:
@@ -55,9 +58,12 @@ def run_synthetic(config: SyntheticConfig) -> dict[str, Any]:
         generator=config.generator, seed=seed,
     )
     run_dir = make_run_dir(config.out, "synthetic")
-    model, history, train_seconds = train_vector_model(
-        data.x, data.u, list(range(config.n_components)), config.model, config.train, progress=config.progress
-    )
+    write_run_config(run_dir, "synthetic", config)
+    with MetricsLogger(run_dir, config.train, len(data.x), tensorboard=config.log.tensorboard) as log:
+        model, history, train_seconds = train_vector_model(
+            data.x, data.u, list(range(config.n_components)), config.model, config.train,
+            progress=config.progress, **log.callbacks()
+        )
     model.save(run_dir / "model.pt")
     w = compute_latents(model, data.x)
     criteria = score_criteria(w, data.u, config.selection, seed=seed)

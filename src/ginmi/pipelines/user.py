@@ -14,6 +14,7 @@ from ginmi import plots
 from ginmi.config import flatten, option
 from ginmi.data.files import load_table
 from ginmi.io import atomic_open, atomic_write_json
+from ginmi.logging_utils import LogConfig, MetricsLogger
 from ginmi.model import load_model
 from ginmi.pipelines.common import (
     VectorModelConfig,
@@ -23,6 +24,7 @@ from ginmi.pipelines.common import (
     environment,
     make_run_dir,
     train_vector_model,
+    write_run_config,
 )
 from ginmi.selection import SelectionConfig, score_criteria
 from ginmi.training import TrainConfig
@@ -41,6 +43,7 @@ class FitConfig:
     model: VectorModelConfig = field(default_factory=VectorModelConfig, metadata={"help": "model"})
     train: TrainConfig = field(default_factory=TrainConfig, metadata={"help": "training"})
     selection: SelectionConfig = field(default_factory=SelectionConfig, metadata={"help": "selection"})
+    log: LogConfig = field(default_factory=LogConfig, metadata={"help": "experiment logs"})
 
 
 def run_fit(config: FitConfig) -> dict[str, Any]:
@@ -52,8 +55,10 @@ def run_fit(config: FitConfig) -> dict[str, Any]:
     if x.shape[1] < 2:
         raise ValueError(f"the data need at least 2 feature columns for a coupling flow, got {x.shape[1]}")
     run_dir = make_run_dir(config.out, "fit")
-    model, history, train_seconds = train_vector_model(x, u, classes, config.model, config.train,
-                                                        progress=config.progress)
+    write_run_config(run_dir, "fit", config)
+    with MetricsLogger(run_dir, config.train, len(x), tensorboard=config.log.tensorboard) as log:
+        model, history, train_seconds = train_vector_model(x, u, classes, config.model, config.train,
+                                                            progress=config.progress, **log.callbacks())
     model.save(run_dir / "model.pt")
     w = compute_latents(model, x)
     criteria = score_criteria(w, u, config.selection, seed=config.train.seed)
