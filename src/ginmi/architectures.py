@@ -13,14 +13,31 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
 
-from ginmi.flows import GINCoupling, GLOWCoupling, Permutation, SequentialFlow, SubnetConstructor
+from ginmi.flows import (
+    Flatten,
+    GINCoupling,
+    GLOWCoupling,
+    IRevNetDownsampling,
+    Permutation,
+    SequentialFlow,
+    SubnetConstructor,
+)
 
-__all__ = ["COUPLINGS", "ARCHITECTURES", "mlp_subnet", "vector_flow", "build_flow", "register_architecture"]
+__all__ = [
+    "COUPLINGS",
+    "ARCHITECTURES",
+    "mlp_subnet",
+    "conv_subnet",
+    "vector_flow",
+    "image_flow",
+    "build_flow",
+    "register_architecture",
+]
 
 COUPLINGS = {"gin": GINCoupling, "glow": GLOWCoupling}
 
@@ -73,7 +90,73 @@ def vector_flow(
     return SequentialFlow(blocks)
 
 
-ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {"vector": vector_flow}
+def conv_subnet(width: int, *, zero_last: bool = True, xavier: bool = True) -> SubnetConstructor:
+    """Constructor of convolutional subnets ``Conv3x3(c_in, width) ReLU Conv3x3(width, width) ReLU
+    Conv3x3(width, c_out)`` (padding 1), Xavier-normal weights and a zero last layer by default,
+    as the GIN reference's EMNIST network (``subnet_conv1``/``subnet_conv2``)."""
+
+    def construct(c_in: int, c_out: int) -> nn.Module:
+        net = nn.Sequential(
+            nn.Conv2d(c_in, width, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(width, width, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(width, c_out, 3, padding=1),
+        )
+        if xavier:
+            for layer in net:
+                if isinstance(layer, nn.Conv2d):
+                    nn.init.xavier_normal_(layer.weight)
+        if zero_last:
+            nn.init.zeros_(net[-1].weight)
+            nn.init.zeros_(net[-1].bias)
+        return net
+
+    return construct
+
+
+def image_flow(
+    input_shape: Sequence[int] = (1, 28, 28),
+    conv_widths: Sequence[int] = (16, 32),
+    n_conv_blocks: int = 4,
+    fc_width: int = 392,
+    n_fc_blocks: int = 2,
+    coupling: str = "gin",
+    clamp: float = 2.0,
+    seed: int = 0,
+) -> SequentialFlow:
+    """The GIN paper's image network (GIN Appendix D, the reference's ``construct_net_emnist``).
+
+    For each width in ``conv_widths``: i-RevNet downsampling, then ``n_conv_blocks`` convolutional
+    couplings (subnets of that width), each followed by a random channel permutation. Then a
+    flatten and ``n_fc_blocks`` fully-connected couplings (width ``fc_width``) with permutations.
+    The defaults give the 784-dimensional EMNIST network; the last subnet layers are zero, so the
+    flow starts as a fixed reordering of the pixels (identity initialisation).
+    """
+    if coupling not in COUPLINGS:
+        raise ValueError(f"coupling must be one of {sorted(COUPLINGS)}, got {coupling!r}")
+    c, h, w = (int(s) for s in input_shape)
+    scale = 2 ** len(conv_widths)
+    if h % scale or w % scale:
+        raise ValueError(f"image height and width must be divisible by {scale} for {len(conv_widths)} "
+                         f"downsamplings, got {h}x{w}")
+    block = COUPLINGS[coupling]
+    blocks: list[nn.Module] = []
+    k = 0
+    for width in conv_widths:
+        blocks.append(IRevNetDownsampling())
+        c, h, w = 4 * c, h // 2, w // 2
+        for _ in range(n_conv_blocks):
+            blocks.append(block(c, conv_subnet(width), clamp=clamp))
+            blocks.append(Permutation(c, seed=seed * 1000 + k))
+            k += 1
+    blocks.append(Flatten((c, h, w)))
+    for _ in range(n_fc_blocks):
+        blocks.append(block(c * h * w, mlp_subnet(fc_width, xavier=True), clamp=clamp))
+        blocks.append(Permutation(c * h * w, seed=seed * 1000 + k))
+        k += 1
+    return SequentialFlow(blocks)
+
+
+ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {"vector": vector_flow, "image": image_flow}
 
 
 def register_architecture(name: str, builder: Callable[..., nn.Module]) -> None:

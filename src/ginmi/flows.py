@@ -31,6 +31,7 @@ __all__ = [
     "GLOWCoupling",
     "Permutation",
     "Flatten",
+    "IRevNetDownsampling",
     "SequentialFlow",
 ]
 
@@ -145,6 +146,27 @@ class Flatten(nn.Module):
 
     def inverse(self, y: Tensor) -> Tensor:
         return y.reshape(y.shape[0], *self.shape)
+
+
+class IRevNetDownsampling(nn.Module):
+    """i-RevNet invertible downsampling (Jacobsen et al. 2018): ``(N, C, H, W) -> (N, 4C, H/2, W/2)``.
+
+    Each 2x2 patch of a channel becomes 4 channels, in FrEIA's ``IRevNetDownsampling`` order
+    (its default, non-legacy backend): output channel ``4c + 2i + j`` holds pixel ``(2h + i, 2w + j)``
+    of input channel ``c``. A pure reordering of values, so ``log|det J| = 0``.
+    """
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        n, c, h, w = x.shape
+        if h % 2 or w % 2:
+            raise ValueError(f"i-RevNet downsampling needs even height and width, got {h}x{w}")
+        y = x.reshape(n, c, h // 2, 2, w // 2, 2).permute(0, 1, 3, 5, 2, 4)
+        return y.reshape(n, 4 * c, h // 2, w // 2), x.new_zeros(n)
+
+    def inverse(self, y: Tensor) -> Tensor:
+        n, c4, h, w = y.shape
+        x = y.reshape(n, c4 // 4, 2, 2, h, w).permute(0, 1, 4, 2, 5, 3)
+        return x.reshape(n, c4 // 4, 2 * h, 2 * w)
 
 
 class SequentialFlow(nn.Module):

@@ -17,7 +17,22 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from ginmi.io import atomic_open  # noqa: E402
 
-__all__ = ["save", "projections", "all_projections", "criteria_figure", "loss_curve"]
+__all__ = [
+    "save",
+    "projections",
+    "all_projections",
+    "criteria_figure",
+    "loss_curve",
+    "decay_curves",
+    "accuracy_vs_k_figure",
+    "roc_figure",
+    "image_grid",
+    "curves_vs_k",
+    "roc_curves_spread",
+    "sorted_scores_spread",
+    "correlation_heatmaps",
+    "ood_latent_figure",
+]
 
 _MAX_POINTS = 4000
 
@@ -117,5 +132,197 @@ def loss_curve(epoch_loss: Sequence[float]) -> Figure:
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss (NLL per dim)")
     ax.set_title("training loss", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def decay_curves(mi_scores: np.ndarray, std_scores: np.ndarray, best_k: dict[str, int] | None = None) -> Figure:
+    """Paper Fig. 6 (right): MI and standard deviation of every latent, each sorted decreasingly."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    for ax, scores, label, key in ((axes[0], mi_scores, "I(w_i; u) [nats]", "mi"),
+                                   (axes[1], std_scores, "standard deviation", "var")):
+        ranks = np.arange(1, len(scores) + 1)
+        ax.plot(ranks, np.sort(scores)[::-1], "k-", lw=1.2)
+        if best_k and key in best_k:
+            ax.axvline(best_k[key], color="tab:red", ls="--", lw=1, label=f"best k = {best_k[key]}")
+            ax.legend(fontsize=7)
+        ax.set_xscale("log")
+        ax.set_xlabel("rank")
+        ax.set_ylabel(label)
+        ax.set_title(("MI" if key == "mi" else "std") + " decay", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def accuracy_vs_k_figure(ks: Sequence[int], curves: dict[str, Sequence[float]],
+                         best_k: dict[str, int] | None = None) -> Figure:
+    """Paper Fig. 6 (left): test accuracy against the number of selected latents, one curve per order."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    colors = {"mi": "tab:blue", "var": "tab:orange"}
+    for name, acc in curves.items():
+        label = name.upper() + (f" (best k = {best_k[name]})" if best_k and name in best_k else "")
+        ax.plot(ks, acc, "o-", ms=3, color=colors.get(name), label=label)
+    ax.set_xscale("log")
+    ax.set_xlabel("number of selected latents k")
+    ax.set_ylabel("test accuracy")
+    ax.legend(fontsize=8)
+    ax.set_title("classification with the top-k latents", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def roc_figure(curves: dict[str, tuple[np.ndarray, np.ndarray, float]]) -> Figure:
+    """Paper Fig. 7: ROC curves of OOD detection, ``{label: (fpr, tpr, auroc)}``."""
+    fig, ax = plt.subplots(figsize=(4.2, 4.0))
+    for label, (fpr, tpr, area) in curves.items():
+        ax.plot(fpr, tpr, lw=1.5, label=f"{label} (AUROC {area:.3f})")
+    ax.plot([0, 1], [0, 1], color="0.6", ls=":", lw=1)
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title("OOD detection by density of w_S", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def image_grid(images: np.ndarray, title: str = "", row_labels: Sequence[str] | None = None,
+               col_labels: Sequence[str] | None = None) -> Figure:
+    """Grid of grey images ``(rows, cols, H, W)`` (or ``(rows, cols, 1, H, W)``), values clipped to ``[0, 1]``."""
+    images = np.asarray(images)
+    if images.ndim == 5:
+        images = images[:, :, 0]
+    rows, cols = images.shape[:2]
+    fig, axes = plt.subplots(rows, cols, figsize=(0.9 * cols + 0.6, 0.9 * rows + 0.4), squeeze=False)
+    for r in range(rows):
+        for c in range(cols):
+            ax = axes[r, c]
+            ax.imshow(np.clip(images[r, c], 0, 1), cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([]), ax.set_yticks([])
+            if row_labels is not None and c == 0:
+                ax.set_ylabel(str(row_labels[r]), fontsize=7)
+            if col_labels is not None and r == 0:
+                ax.set_title(str(col_labels[c]), fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+_ORDER_COLORS = {"mi": "tab:blue", "var": "tab:orange"}
+
+
+def _spread(ax: plt.Axes, x: np.ndarray, curves: np.ndarray, color: str | None, label: str) -> None:
+    """Mean of ``curves`` (trials x points) as a line, min-max over trials as a band, trials thin."""
+    curves = np.atleast_2d(np.asarray(curves, dtype=float))
+    mean = curves.mean(0)
+    n = len(curves)
+    ax.plot(x, mean, "o-", ms=3, color=color, label=label + (f" (mean of {n})" if n > 1 else ""))
+    if n > 1:
+        ax.fill_between(x, curves.min(0), curves.max(0), color=color, alpha=0.2, lw=0)
+        for c in curves:
+            ax.plot(x, c, "-", color=color, lw=0.5, alpha=0.5)
+
+
+def curves_vs_k(panels: dict[str, dict[str, np.ndarray]], ylabel: str, *,
+                bounds: dict[str, np.ndarray] | None = None, title: str = "") -> Figure:
+    """Paper Figs. 4-5 (right): a score against the number ``k`` of selected dims, one panel per setting.
+
+    ``panels[name][order]`` is an array ``(n_trials, d)`` whose column ``k - 1`` is the score with the
+    top-``k`` dims of that order; the line is the mean over trials, the band min to max.
+    ``bounds[name]`` (one value per trial) is drawn as a dashed line with its range (Fig. 4's
+    asymptotic bound).
+    """
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
+    for ax, (name, curves) in zip(axes[0], panels.items()):
+        for order, values in curves.items():
+            values = np.atleast_2d(values)
+            _spread(ax, np.arange(1, values.shape[1] + 1), values, _ORDER_COLORS.get(order), order.upper())
+        if bounds is not None and name in bounds:
+            b = np.atleast_1d(np.asarray(bounds[name], dtype=float))
+            ax.axhline(b.mean(), color="k", ls="--", lw=1, label="Bayes bound")
+            if len(b) > 1:
+                ax.axhspan(b.min(), b.max(), color="k", alpha=0.08, lw=0)
+        ax.set_xlabel("number of selected dims k")
+        ax.set_ylabel(ylabel)
+        ax.set_title(name, fontsize=9)
+        ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def roc_curves_spread(fpr: np.ndarray, tprs: dict[str, np.ndarray], aurocs: dict[str, np.ndarray],
+                      title: str = "ROC") -> Figure:
+    """ROC curves on a common false-positive grid, ``tprs[label]`` of shape ``(n_trials, len(fpr))``;
+    mean line, min-max band over trials, mean AUROC in the legend (paper Figs. 5, 7)."""
+    fig, ax = plt.subplots(figsize=(4.2, 4.0))
+    for label, tpr in tprs.items():
+        key = label.split()[0].lower()
+        area = np.atleast_1d(aurocs[label])
+        _spread(ax, fpr, tpr, _ORDER_COLORS.get(key), f"{label}, AUROC {area.mean():.3f}")
+    ax.plot([0, 1], [0, 1], color="0.6", ls=":", lw=1)
+    ax.set_xlabel("false positive rate (normal flagged)")
+    ax.set_ylabel("true positive rate (outliers found)")
+    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def sorted_scores_spread(panels: dict[str, dict[str, np.ndarray]], true: dict[str, dict[str, np.ndarray]] | None = None
+                         ) -> Figure:
+    """Decay of the sorted MI and std scores over trials (paper Figs. 3b/d, 8c/e, 10-11 c/e).
+
+    ``panels[name]`` maps ``"mi"`` and ``"std"`` to arrays ``(n_trials, d)`` of sorted scores;
+    ``true[name]`` the same for the true latents (grey).
+    """
+    fig, axes = plt.subplots(2, len(panels), figsize=(3.8 * len(panels), 6.0), squeeze=False)
+    for col, (name, scores) in enumerate(panels.items()):
+        for row, (key, ylabel) in enumerate((("mi", "I(w_i; u) [nats]"), ("std", "standard deviation"))):
+            ax = axes[row, col]
+            if true is not None and name in true:
+                t = np.atleast_2d(true[name][key])
+                _spread(ax, np.arange(1, t.shape[1] + 1), t, "0.6", "true latents")
+            s = np.atleast_2d(scores[key])
+            _spread(ax, np.arange(1, s.shape[1] + 1), s, "k", "learned w")
+            if key == "std" and np.nanmin(s) > 0 and np.nanmax(s) / np.nanmin(s) > 30:
+                ax.set_yscale("log")
+            ax.set_xlabel("rank")
+            ax.set_ylabel(ylabel)
+            ax.set_title(f"{name}: {'MI' if key == 'mi' else 'std'} decay", fontsize=9)
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def correlation_heatmaps(matrices: Sequence[np.ndarray], titles: Sequence[str]) -> Figure:
+    """|correlation| between true latents (rows) and learned ``w`` (columns), one panel per
+    trained model (paper Fig. 9). ``matrices[i]`` has rows = dims of ``w``, columns = true latents."""
+    n = len(matrices)
+    fig, axes = plt.subplots(1, n, figsize=(3.3 * n + 0.8, 3.3), squeeze=False)
+    im = None
+    for ax, corr, title in zip(axes[0], matrices, titles):
+        corr = np.asarray(corr).T
+        im = ax.imshow(corr, vmin=0, vmax=1, cmap="viridis")
+        ax.set_xlabel("learned w dim", fontsize=8)
+        ax.set_ylabel("true latent (z, eps) dim", fontsize=8)
+        ax.set_xticks(range(corr.shape[1])), ax.set_yticks(range(corr.shape[0]))
+        ax.tick_params(labelsize=6)
+        ax.set_title(title, fontsize=8)
+    if im is not None:
+        fig.colorbar(im, ax=list(axes[0]), shrink=0.8, label="|correlation|")
+    return fig
+
+
+def ood_latent_figure(normal: np.ndarray, u: np.ndarray, outlier: np.ndarray, dims: tuple[int, int] = (0, 1)
+                      ) -> Figure:
+    """Paper Fig. 5 (left): normal latents (coloured by label) and outliers (red) on the informative dims."""
+    fig, ax = plt.subplots(figsize=(4.2, 4.0))
+    i, j = dims
+    _scatter(ax, normal[:, i], normal[:, j], u, f"latent dims ({i}, {j}): normal and outliers")
+    idx = _thin(len(outlier), 1)
+    ax.scatter(outlier[idx, i], outlier[idx, j], c="red", s=2.0, linewidths=0, label="outliers (Eq. 17)")
+    ax.legend(fontsize=7, markerscale=4)
     fig.tight_layout()
     return fig
