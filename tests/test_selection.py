@@ -1,0 +1,90 @@
+"""Selection criteria and thresholds, including the paper's point: a noise dimension with the
+largest variance but no information about u is picked by VAR and rejected by MI."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ginmi.selection import (
+    SelectionConfig,
+    benjamini_hochberg,
+    max_curvature,
+    score_criteria,
+    select,
+    sharp_drop,
+    var_scores,
+)
+
+
+def _planted(n=3000, seed=0):
+    rng = np.random.default_rng(seed)
+    u = rng.integers(0, 4, n)
+    means = np.array([-3.0, -1.0, 1.0, 3.0])
+    w = np.column_stack([
+        rng.standard_normal(n) * 10.0,             # 0: pure noise with the largest variance
+        means[u] + 0.3 * rng.standard_normal(n),   # 1: informative, small variance
+        rng.standard_normal(n) * 0.5,              # 2: noise
+        -2 * means[u] + rng.standard_normal(n),    # 3: informative
+        rng.standard_normal(n) * 4.0,              # 4: noise, large variance
+    ])
+    return w, u
+
+
+def test_planted_noise_dimension_fools_var_but_not_mi():
+    w, u = _planted()
+    criteria = score_criteria(w, u, SelectionConfig(threshold="sharp-drop"))
+    assert set(criteria["mi"].selected.tolist()) == {1, 3}
+    assert set(criteria["mi"].order[:2].tolist()) == {1, 3}
+    assert criteria["var"].order[0] == 0  # VAR ranks the loud noise first
+    assert 0 not in criteria["mi"].order[:2]
+
+
+def test_var_scores_rms_of_class_stds_and_plain_std():
+    w, u = _planted()
+    expected = np.sqrt(np.mean([w[u == c].std(0) ** 2 for c in range(4)], axis=0))
+    np.testing.assert_allclose(var_scores(w, u), expected)
+    np.testing.assert_allclose(var_scores(w, u, "std"), w.std(0))
+    with pytest.raises(ValueError, match="var kind"):
+        var_scores(w, u, "mad")
+
+
+def test_sharp_drop_finds_the_gap_and_ignores_noise_ratios():
+    assert sharp_drop(np.array([1.1, 0.5, 0.03, 0.02, 0.01, 0.0, 0.0])) == 2
+    assert sharp_drop(np.array([2.0, 1.9, 1.8, 0.1, 0.09])) == 3
+    assert sharp_drop(np.array([1.0])) == 1
+
+
+def test_max_curvature_knee():
+    assert max_curvature(np.array([1.0, 0.9, 0.01, 0.0, 0.0, 0.0, 0.0, 0.0])) == 2
+    assert max_curvature(np.array([1.0, 1.0, 1.0])) == 3
+    curve = np.exp(-np.arange(20) / 3.0)
+    assert 2 <= max_curvature(curve) <= 6
+
+
+def test_benjamini_hochberg_hand_computed():
+    p = np.array([0.01, 0.04, 0.03, 0.005, 0.5])
+    # sorted: 0.005 (<= .01), 0.01 (<= .02), 0.03 (<= .03), 0.04 (> .04? 0.04 <= 0.04 yes), 0.5 (> .05)
+    np.testing.assert_array_equal(benjamini_hochberg(p, 0.05), [True, True, True, True, False])
+    np.testing.assert_array_equal(benjamini_hochberg(np.array([0.2, 0.3]), 0.05), [False, False])
+    # step-up: a later passing rank rescues an earlier failing one
+    np.testing.assert_array_equal(benjamini_hochberg(np.array([0.02, 0.021, 0.9]), 0.05), [True, True, False])
+    with pytest.raises(ValueError):
+        benjamini_hochberg(p, 1.5)
+
+
+def test_select_thresholds_and_errors():
+    scores = np.array([0.01, 1.2, 0.02, 0.9])
+    sel = select(scores, "top-k", k=3)
+    assert sel.order.tolist() == [1, 3, 2, 0] and sel.selected.tolist() == [1, 3, 2]
+    sel = select(scores, "fdr", pvalues=np.array([0.6, 0.001, 0.4, 0.002]))
+    assert sel.selected.tolist() == [1, 3] and "Benjamini" in sel.reason
+    assert select(scores, "max-curvature").selected.tolist() == [1, 3]
+    d = sel.to_dict()
+    assert d["pvalues"] == [0.6, 0.001, 0.4, 0.002] and d["selected"] == [1, 3]
+    with pytest.raises(ValueError, match="top-k needs k"):
+        select(scores, "top-k")
+    with pytest.raises(ValueError, match="p-values"):
+        select(scores, "fdr")
+    with pytest.raises(ValueError, match="threshold must be"):
+        select(scores, "eyeball")
