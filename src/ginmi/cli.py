@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -16,6 +17,7 @@ from ginmi.config import add_arguments, from_namespace, read_config_file
 from ginmi.pipelines.images import ImagesConfig, run_images
 from ginmi.pipelines.synthetic import SyntheticConfig, run_synthetic
 from ginmi.pipelines.user import FitConfig, TransformConfig, run_fit, run_transform
+from ginmi.report import ReportConfig, run_report, synthetic_summary
 from ginmi.training import DivergenceError
 
 __all__ = ["main", "COMMANDS", "build_parser", "resolve_config"]
@@ -42,7 +44,21 @@ def _synthetic_summary(r: dict[str, Any]) -> str:
                      f"{str(c['selected']):<18}{c['reason']}")
     lines.append(f"MCC informative {r['mcc']['informative']:.3f}, all {r['mcc']['all']:.3f}; "
                  f"training {r['timing']['train_seconds']:.1f} s, total {r['timing']['total_seconds']:.1f} s")
+    if r.get("variants"):
+        header, rows = synthetic_summary(r)
+        width = max(len(row[0]) for row in rows) + 2
+        lines.append("")
+        lines.append("".join(h.split(" (")[0].ljust(24) if i else h.ljust(width) for i, h in enumerate(header)))
+        lines += ["".join(c.ljust(24) if i else c.ljust(width) for i, c in enumerate(row)) for row in rows]
+    for c in r.get("claims", []):
+        lines.append(f"[{c['verdict']}] {c['claim']}\n    {c['measured']}")
+    if (Path(r["run_dir"]) / "report.html").is_file():
+        lines.append(f"report: {Path(r['run_dir']) / 'report.html'}")
     return "\n".join(lines)
+
+
+def _report_summary(r: dict[str, Any]) -> str:
+    return f"wrote {r['report']} ({r['figures_redrawn']} figures redrawn)"
 
 
 def _fit_summary(r: dict[str, Any]) -> str:
@@ -87,6 +103,9 @@ COMMANDS: dict[str, Command] = {
                          positionals=(("model_path", "model.pt of a ginmi run"),
                                       ("data", "data file: .npz with array x or .csv")),
                          summary=_transform_summary),
+    "report": Command(ReportConfig, run_report, "rebuild report.html of a run folder (figures redrawn, no training)",
+                      positionals=(("run_dir", "a ginmi run folder (with results.json)"),),
+                      summary=_report_summary),
 }
 
 

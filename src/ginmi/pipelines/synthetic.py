@@ -1,19 +1,48 @@
-"""``ginmi synthetic``: the paper's synthetic study (Section 3) from data generation to figures."""
+"""``ginmi synthetic``: the paper's synthetic study (Sections 3 and 5, Appendices C-D), end to end.
+
+One trial: generate data (seeded) -> train GIN -> score the latents by MI and VAR on the training
+set -> evaluate on a held-out test set drawn from the same mixture and generator, plus as many
+outliers from the two Gaussians of Eq. 17 pushed through the same generator:
+
+- identifiability: |correlation| between ``w`` and the true ``(z, eps)``, MCC, and the ratio of
+  the std of each matched ``w`` dim to the std of its true latent (variance preservation, Fig. 8);
+- classification (Eq. 6) with the top-``k`` dims of the MI and the VAR order, ``k = 1..d``, and the
+  Bayes accuracy of the true mixture on the true latents (the asymptotic bound of Fig. 4);
+- OOD detection by the density of the top-``k`` dims under the learned mixture: AUROC vs ``k``
+  and ROC curves (Fig. 5).
+
+Trials repeat this with seeds ``seed, seed + 1, ...`` (data, initialisation, batching); variants
+repeat it in other settings: ``low-noise`` (noise std 1e-2, Fig. 8), ``batch-stats`` (Appendix C,
+Fig. 10) and ``batch-stats-low-noise`` (Fig. 11). ``results.json`` keeps every trial and the mean
+and spread of every number; :mod:`ginmi.report` turns the run folder into ``report.html``.
+
+Example:
+    >>> import tempfile
+    >>> from ginmi.pipelines.synthetic import SyntheticConfig, run_synthetic
+    >>> from ginmi.training import TrainConfig
+    >>> config = SyntheticConfig(n_samples=300, n_test=100, progress=False, report=False,
+    ...                          out=tempfile.mkdtemp(), train=TrainConfig(epochs=1))
+    >>> results = run_synthetic(config)
+    >>> len(results["accuracy_vs_k"]["mi"]), len(results["auroc_vs_k"]["var"])
+    (10, 10)
+"""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
+import torch
 
 from ginmi import plots
 from ginmi.config import flatten, option
-from ginmi.data.synthetic import GENERATORS, make_synthetic
+from ginmi.data.synthetic import GENERATORS, SyntheticData, make_synthetic, sample_latent, sample_ood
 from ginmi.io import atomic_write_json
 from ginmi.logging_utils import LogConfig, MetricsLogger
+from ginmi.model import GINModel, load_model
 from ginmi.pipelines.common import (
     VectorModelConfig,
     compute_latents,
@@ -23,10 +52,40 @@ from ginmi.pipelines.common import (
     write_run_config,
 )
 from ginmi.selection import SelectionConfig, mi_scores, score_criteria
+from ginmi.tasks.classification import PRIORS, accuracy_vs_k, bayes_accuracy
 from ginmi.tasks.identifiability import abs_correlation, matching, mcc
+from ginmi.tasks.ood import auroc_vs_k, log_density, roc
 from ginmi.training import TrainConfig
 
-__all__ = ["SyntheticConfig", "run_synthetic"]
+__all__ = [
+    "LOW_NOISE_STD",
+    "VARIANTS",
+    "SyntheticConfig",
+    "SyntheticTest",
+    "run_synthetic",
+    "make_test_sets",
+    "evaluate_trial",
+    "aggregate",
+    "write_figures",
+]
+
+LOW_NOISE_STD = 1e-2
+"""Noise std of the low-noise setting: variance 1e-4 (paper Section 5, Fig. 8)."""
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    "main": {},
+    "low-noise": {"noise_std": LOW_NOISE_STD},
+    "batch-stats": {"stats": "batch"},
+    "batch-stats-low-noise": {"noise_std": LOW_NOISE_STD, "stats": "batch"},
+}
+"""Settings of the study: overrides of the configured noise std and class statistics."""
+
+ROC_GRID = np.linspace(0.0, 1.0, 101)
+"""False-positive rates at which ROC curves are stored (so trials can be averaged)."""
+
+# keys whose numbers are indices or per-dim values in a trial-specific order: not averaged
+_NOT_AGGREGATED = {"order", "selected", "top_n", "informative_w_dims", "true_informative", "scores", "pvalues",
+                   "correlation", "w_dims", "latent_dims", "seed", "trial", "epoch_loss", "fpr", "model", "k"}
 
 
 @dataclass
@@ -34,12 +93,23 @@ class SyntheticConfig:
     """Options of ``ginmi synthetic`` (defaults: the paper's high-noise setting)."""
 
     n_samples: int = option(10_000, "number of training samples")
+    n_test: int = option(2000, "held-out test samples from the training mixture, and as many Eq. 17 outliers, "
+                               "for the downstream tasks")
     data_dim: int = option(10, "dimension of x (= of the latent (z, eps))")
     n_informative: int = option(2, "number of informative latents z")
     n_components: int = option(5, "number of mixture components (classes u)")
     noise_std: float = option(1.0, "std of the noise latents eps (1 = the paper's high noise, 1e-2 = low)")
     preset: str | None = option(None, "use the paper's Eq. 16 mixture statistics", choices=("paper",))
     generator: str = option("ginmi", "random flow f mapping latents to data (see README)", choices=tuple(GENERATORS))
+    trials: int = option(1, "independent repeats with seeds seed, seed+1, ... (data, initialisation, batching); "
+                            "results and figures show the mean and spread")
+    variants: tuple[str, ...] | None = option(
+        None, "settings to run: main (as configured), low-noise (noise std 1e-2), batch-stats (Appendix C), "
+              "batch-stats-low-noise; default: main for one trial, all four for --trials > 1",
+        choices=tuple(VARIANTS))
+    prior: str = option("uniform", "class prior p(u) of the Bayes classifier and the OOD density "
+                                   "(the paper: uniform)", choices=PRIORS)
+    report: bool = option(True, "write report.html into the run folder")
     out: str | None = option(None, "run folder (default runs/synthetic-<timestamp>)")
     progress: bool = option(True, "show progress bars")
     model: VectorModelConfig = field(default_factory=VectorModelConfig, metadata={"help": "model"})
@@ -47,30 +117,77 @@ class SyntheticConfig:
     selection: SelectionConfig = field(default_factory=SelectionConfig, metadata={"help": "selection"})
     log: LogConfig = field(default_factory=LogConfig, metadata={"help": "experiment logs"})
 
+    def __post_init__(self) -> None:
+        for name in ("n_samples", "n_test", "trials"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.variants is not None:
+            unknown = [v for v in self.variants if v not in VARIANTS]
+            if unknown or not self.variants:
+                raise ValueError(f"unknown variant(s) {unknown}; choose from {list(VARIANTS)}")
+            if len(set(self.variants)) != len(self.variants):
+                raise ValueError(f"variants given twice: {list(self.variants)}")
+        if self.prior not in PRIORS:
+            raise ValueError(f"prior must be one of {PRIORS}, got {self.prior!r}")
 
-def run_synthetic(config: SyntheticConfig) -> dict[str, Any]:
-    """Generate data, train, score by MI and VAR, select, evaluate, write the run folder."""
-    t_start = time.perf_counter()
-    seed = config.train.seed
-    data = make_synthetic(
-        config.n_samples, data_dim=config.data_dim, n_informative=config.n_informative,
-        n_components=config.n_components, noise_std=config.noise_std, preset=config.preset,
-        generator=config.generator, seed=seed,
+    def resolved_variants(self) -> tuple[str, ...]:
+        """The variants to run: as given, else ``main`` for one trial and all four for several."""
+        if self.variants is not None:
+            return tuple(self.variants)
+        return ("main",) if self.trials == 1 else tuple(VARIANTS)
+
+    def variant_settings(self, variant: str) -> dict[str, Any]:
+        """``noise_std`` and ``stats`` of a variant (the configured values, overridden by the variant)."""
+        settings = {"noise_std": self.noise_std, "stats": self.model.stats}
+        settings.update(VARIANTS[variant])
+        return settings
+
+
+@dataclass
+class SyntheticTest:
+    """Held-out samples of the training mixture (``x``, ``u``, ``latent``) and Eq. 17 outliers."""
+
+    x: np.ndarray
+    u: np.ndarray
+    latent: np.ndarray
+    x_ood: np.ndarray
+    latent_ood: np.ndarray
+
+
+def _make_data(config: SyntheticConfig, noise_std: float, seed: int, n_samples: int | None = None) -> SyntheticData:
+    return make_synthetic(
+        config.n_samples if n_samples is None else n_samples, data_dim=config.data_dim,
+        n_informative=config.n_informative, n_components=config.n_components, noise_std=noise_std,
+        preset=config.preset, generator=config.generator, seed=seed,
     )
-    run_dir = make_run_dir(config.out, "synthetic")
-    write_run_config(run_dir, "synthetic", config)
-    with MetricsLogger(run_dir, config.train, len(data.x), tensorboard=config.log.tensorboard) as log:
-        model, history, train_seconds = train_vector_model(
-            data.x, data.u, list(range(config.n_components)), config.model, config.train,
-            progress=config.progress, **log.callbacks()
-        )
-    model.save(run_dir / "model.pt")
+
+
+@torch.no_grad()
+def make_test_sets(data: SyntheticData, n_test: int, seed: int) -> SyntheticTest:
+    """``n_test`` new samples of the mixture and ``n_test`` outliers (:func:`sample_ood`), both through
+    the data's generator, from random streams independent of the training data's."""
+    k = len(data.informative)
+    rng = np.random.default_rng([seed, 1])
+    latent, u = sample_latent(n_test, data.means, data.stds, data.latent.shape[1] - k, data.noise_std, rng)
+    x = data.generator(torch.as_tensor(latent, dtype=torch.float64))[0].numpy()
+    x_ood, latent_ood = sample_ood(data, n_test, seed=[seed, 2])  # type: ignore[arg-type]
+    return SyntheticTest(x=x, u=u, latent=latent, x_ood=x_ood, latent_ood=latent_ood)
+
+
+def evaluate_trial(model: GINModel, data: SyntheticData, test: SyntheticTest, selection: SelectionConfig, *,
+                   prior: str = "uniform", seed: int = 0) -> dict[str, Any]:
+    """Score, select and evaluate one trained model on the synthetic ground truth.
+
+    Criteria are computed on the training data; everything else on the held-out ``test`` sets.
+    Returns the JSON-ready per-trial entries of ``results.json`` (see the README).
+    """
+    n_inf = len(data.informative)
     w = compute_latents(model, data.x)
-    criteria = score_criteria(w, data.u, config.selection, seed=seed)
-    corr = abs_correlation(w, data.latent)
+    criteria = score_criteria(w, data.u, selection, seed=seed)
+    w_test, w_ood = compute_latents(model, test.x), compute_latents(model, test.x_ood)
+    corr = abs_correlation(w_test, test.latent)
     inf_rows, _ = matching(corr, data.informative)
     true_set = set(inf_rows.tolist())
-    n_inf = len(data.informative)
     recovery = {
         name: {
             "top_n": sel.order[:n_inf].tolist(),
@@ -79,41 +196,239 @@ def run_synthetic(config: SyntheticConfig) -> dict[str, Any]:
         }
         for name, sel in criteria.items()
     }
-    true_mi = mi_scores(data.latent, data.u, config.selection, seed=seed)
-    results: dict[str, Any] = {
-        "command": "synthetic",
-        "config": flatten(config),
-        "criteria": {name: sel.to_dict() for name, sel in criteria.items()},
-        "true_informative": data.informative,
+    rows, cols = matching(corr)
+    by_latent = np.argsort(cols)
+    rows, cols = rows[by_latent], cols[by_latent]
+    ratio = w_test.std(0)[rows] / test.latent.std(0)[cols]
+    log_ratio = np.log10(ratio)
+    accuracy: dict[str, Any] = {}
+    auroc: dict[str, Any] = {}
+    roc_curves: dict[str, Any] = {"k": n_inf, "fpr": ROC_GRID.tolist()}
+    for name, sel in criteria.items():
+        order = sel.order.tolist()
+        accuracy[name] = accuracy_vs_k(model, w_test, test.u, order, prior=prior)
+        auroc[name] = auroc_vs_k(model, w_test, w_ood, order, prior=prior)
+        fpr, tpr = roc(log_density(model, w_test, order[:n_inf], prior), log_density(model, w_ood, order[:n_inf], prior))
+        roc_curves[name] = np.interp(ROC_GRID, fpr, tpr).tolist()
+    accuracy["bayes_bound"] = bayes_accuracy(test.latent[:, data.informative], test.u, data.means, data.stds)
+    true_mi = mi_scores(data.latent, data.u, selection, seed=seed)
+    return {
+        "criteria": {name: dict(sel.to_dict(), sorted_scores=np.sort(sel.scores)[::-1].tolist())
+                     for name, sel in criteria.items()},
+        "true_informative": list(data.informative),
         "informative_w_dims": sorted(true_set),
         "recovery": recovery,
         "correlation": corr.tolist(),
         "mcc": {"all": mcc(corr), "informative": mcc(corr, data.informative)},
-        "true_latents": {"std": data.latent.std(0).tolist(), "mi": true_mi.tolist()},
-        "data": {"max_abs_x": float(np.abs(data.x).max()), "n_samples": len(data.x)},
-        "training": {"epoch_loss": history["epoch_loss"], "final_loss": history["epoch_loss"][-1]},
-        "timing": {"train_seconds": train_seconds},
-        "environment": environment(config.train.device),
+        "true_latents": {"std": data.latent.std(0).tolist(), "mi": true_mi.tolist(),
+                         "sorted_std": np.sort(data.latent.std(0))[::-1].tolist(),
+                         "sorted_mi": np.sort(true_mi)[::-1].tolist()},
+        "std_preservation": {
+            "w_dims": rows.tolist(), "latent_dims": cols.tolist(), "ratio": ratio.tolist(),
+            "max_abs_log10_ratio": float(np.abs(log_ratio).max()),
+            "log10_ratio_range": float(log_ratio.max() - log_ratio.min()),
+            "log10_true_std_range": float(np.log10(test.latent.std(0).max() / test.latent.std(0).min())),
+        },
+        "accuracy_vs_k": accuracy,
+        "auroc_vs_k": auroc,
+        "roc": roc_curves,
+        "data": {"max_abs_x": float(np.abs(data.x).max()), "n_samples": len(data.x), "n_test": len(test.x),
+                 "n_outliers": len(test.x_ood), "checksum": float(data.x.sum())},
     }
-    _figures(run_dir, data, w, criteria, true_mi, history)
+
+
+def _run_trial(config: SyntheticConfig, run_dir: Path, variant: str, trial: int, primary: bool) -> dict[str, Any]:
+    settings = config.variant_settings(variant)
+    seed = config.train.seed + trial
+    data = _make_data(config, settings["noise_std"], seed)
+    train_config = replace(config.train, seed=seed)
+    model_config = replace(config.model, stats=settings["stats"])
+    model_path = "model.pt" if primary else f"models/{variant}-trial{trial}.pt"
+    log_dir = run_dir if primary else run_dir / "logs" / f"{variant}-trial{trial}"
+    with MetricsLogger(log_dir, train_config, len(data.x), tensorboard=config.log.tensorboard) as log:
+        model, history, train_seconds = train_vector_model(
+            data.x, data.u, list(range(config.n_components)), model_config, train_config,
+            progress=config.progress, **log.callbacks()
+        )
+    model.save(run_dir / model_path)
+    t0 = time.perf_counter()
+    test = make_test_sets(data, config.n_test, seed)
+    result: dict[str, Any] = {"variant": variant, "trial": trial, "seed": seed, "model": model_path, **settings}
+    result.update(evaluate_trial(model, data, test, config.selection, prior=config.prior, seed=seed))
+    result["training"] = {"epoch_loss": history["epoch_loss"], "final_loss": history["epoch_loss"][-1]}
+    result["timing"] = {"train_seconds": train_seconds, "eval_seconds": time.perf_counter() - t0}
+    return result
+
+
+def _numeric(value: Any) -> bool:
+    return isinstance(value, (bool, int, float, np.number)) and not isinstance(value, str)
+
+
+def aggregate(trials: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Mean and spread over trials of every number in the trial dicts.
+
+    Scalars (booleans count as 0/1, so their mean is a fraction) become ``{"mean", "std", "min",
+    "max", "n"}`` with the sample std (``ddof=1``; 0 for one trial); equal-length lists of numbers
+    are aggregated elementwise. Indices and per-dim values whose order differs between trials
+    (``order``, ``scores``, ``correlation``, ...) are left out.
+
+    Example:
+        >>> aggregate([{"a": 1.0, "b": [1, 2]}, {"a": 3.0, "b": [3, 4]}])["b"]["mean"]
+        [2.0, 3.0]
+    """
+    first = trials[0]
+    out: dict[str, Any] = {}
+    for key, value in first.items():
+        if key in _NOT_AGGREGATED:
+            continue
+        values = [t.get(key) for t in trials]
+        if isinstance(value, dict):
+            if all(isinstance(v, dict) for v in values):
+                sub = aggregate(values)
+                if sub:
+                    out[key] = sub
+        elif _numeric(value) and all(_numeric(v) for v in values):
+            out[key] = _stats(np.asarray(values, dtype=float))
+        elif (isinstance(value, list) and value and all(_numeric(v) for v in value)
+              and all(isinstance(v, list) and len(v) == len(value) for v in values)):
+            out[key] = _stats(np.asarray(values, dtype=float), elementwise=True)
+    return out
+
+
+def _stats(a: np.ndarray, elementwise: bool = False) -> dict[str, Any]:
+    std = a.std(0, ddof=1) if len(a) > 1 else np.zeros_like(a[0])
+    stats = {"mean": a.mean(0), "std": std, "min": a.min(0), "max": a.max(0)}
+    conv = (lambda v: v.tolist()) if elementwise else float
+    return {**{k: conv(v) for k, v in stats.items()}, "n": len(a)}
+
+
+def run_synthetic(config: SyntheticConfig) -> dict[str, Any]:
+    """Run every variant and trial, write the run folder (results, models, figures, report)."""
+    t_start = time.perf_counter()
+    variants = config.resolved_variants()
+    run_dir = make_run_dir(config.out, "synthetic")
+    write_run_config(run_dir, "synthetic", config)
+    runs: dict[str, dict[str, Any]] = {}
+    for v_index, variant in enumerate(variants):
+        trials = [_run_trial(config, run_dir, variant, i, primary=v_index == 0 and i == 0)
+                  for i in range(config.trials)]
+        runs[variant] = {**config.variant_settings(variant), "trials": trials, "aggregate": aggregate(trials)}
+    primary = runs[variants[0]]
+    results: dict[str, Any] = {"command": "synthetic", "config": flatten(config),
+                               "primary": {"variant": variants[0], "trial": 0}}
+    results.update({k: v for k, v in primary["trials"][0].items() if k != "timing"})
+    results["aggregate"] = primary["aggregate"]
+    results["variants"] = runs
+    all_trials = [t for r in runs.values() for t in r["trials"]]
+    results["timing"] = {
+        "train_seconds": float(sum(t["timing"]["train_seconds"] for t in all_trials)),
+        "eval_seconds": float(sum(t["timing"]["eval_seconds"] for t in all_trials)),
+        "n_models": len(all_trials),
+    }
+    results["environment"] = environment(config.train.device)
+    from ginmi.report import evaluate_claims  # the report module reads results; import late (no cycle)
+
+    results["claims"] = evaluate_claims(results)
+    t0 = time.perf_counter()
+    write_figures(run_dir, results)
+    results["timing"]["figure_seconds"] = time.perf_counter() - t0
     results["timing"]["total_seconds"] = time.perf_counter() - t_start
     atomic_write_json(run_dir / "results.json", results)
+    if config.report:
+        from ginmi.report import write_report
+
+        write_report(run_dir)
     results["run_dir"] = str(run_dir)
     return results
 
 
-def _figures(run_dir: Path, data, w, criteria, true_mi, history) -> None:
+def _config_from_results(results: dict[str, Any]) -> SyntheticConfig:
+    from ginmi.config import config_from_dict
+
+    return config_from_dict(SyntheticConfig, results["config"], strict=False)
+
+
+def _regenerate(run_dir: Path, config: SyntheticConfig, trial: dict[str, Any]) -> tuple[SyntheticData, np.ndarray]:
+    """The training data of a trial (deterministic in its seed) and its latents under the saved model."""
+    data = _make_data(config, trial["noise_std"], trial["seed"])
+    expected = trial.get("data", {}).get("checksum")
+    if expected is not None and not np.isclose(data.x.sum(), expected, rtol=1e-9, atol=1e-6):
+        raise ValueError(f"the data regenerated for {trial['variant']} trial {trial['trial']} differ from the "
+                         "run's (another ginmi or torch version?); rerun `ginmi synthetic` instead")
+    model = load_model(run_dir / trial["model"])
+    return data, compute_latents(model, data.x)
+
+
+def write_figures(run_dir: str | Path, results: dict[str, Any]) -> list[Path]:
+    """Write every figure of a synthetic run from its ``results.json`` content and saved models.
+
+    Curves come from the results; scatter plots regenerate the data from the stored config and
+    seeds (generation is deterministic) and load the saved models, so ``ginmi report`` can
+    redraw everything without training. Returns the paths written.
+    """
+    run_dir = Path(run_dir)
     fig_dir = run_dir / "figures"
-    k = len(data.informative)
+    config = _config_from_results(results)
+    runs = results["variants"]
+    written: list[Path] = []
+
+    def save(fig: Any, name: str) -> None:
+        path = fig_dir / name
+        plots.save(fig, path)
+        written.append(path)
+
+    # curves over k and ROC: every variant, spread over trials (Figs. 4, 5)
+    acc = {v: {o: np.array([t["accuracy_vs_k"][o] for t in r["trials"]]) for o in ("mi", "var")} for v, r in runs.items()}
+    bounds = {v: np.array([t["accuracy_vs_k"]["bayes_bound"] for t in r["trials"]]) for v, r in runs.items()}
+    save(plots.curves_vs_k(acc, "test accuracy", bounds=bounds, title="Bayes classification with the top-k dims "
+                           "(Fig. 4)"), "accuracy_vs_k.png")
+    auc = {v: {o: np.array([t["auroc_vs_k"][o] for t in r["trials"]]) for o in ("mi", "var")} for v, r in runs.items()}
+    save(plots.curves_vs_k(auc, "AUROC", title="OOD detection by the density of the top-k dims (Fig. 5)"),
+         "auroc_vs_k.png")
+    first = results["variants"][results["primary"]["variant"]]["trials"]
+    k = first[0]["roc"]["k"]
+    tprs = {f"{o.upper()} top-{k}": np.array([t["roc"][o] for t in first]) for o in ("mi", "var")}
+    areas = {f"{o.upper()} top-{k}": np.array([t["auroc_vs_k"][o][k - 1] for t in first]) for o in ("mi", "var")}
+    save(plots.roc_curves_spread(np.asarray(first[0]["roc"]["fpr"]), tprs, areas,
+                                 title=f"ROC, {results['primary']['variant']} (Fig. 5)"), "roc.png")
+    # score decay over trials (Figs. 3b/d, 8c/e, 10-11 c/e)
+    decay = {v: {"mi": np.array([t["criteria"]["mi"]["sorted_scores"] for t in r["trials"]]),
+                 "std": np.array([t["criteria"]["var"]["sorted_scores"] for t in r["trials"]])} for v, r in runs.items()}
+    true = {v: {"mi": np.array([t["true_latents"]["sorted_mi"] for t in r["trials"]]),
+                "std": np.array([t["true_latents"]["sorted_std"] for t in r["trials"]])} for v, r in runs.items()}
+    save(plots.sorted_scores_spread(decay, true), "decay.png")
+    # identifiability: one heatmap per trained model (Fig. 9)
+    for v, r in runs.items():
+        mats = [t["correlation"] for t in r["trials"]]
+        titles = [f"{v}, seed {t['seed']}: MCC {t['mcc']['all']:.3f}" for t in r["trials"]]
+        save(plots.correlation_heatmaps(mats, titles), f"correlation_{v}.png")
+    # loss curves
+    for v, r in runs.items():
+        if r["trials"][0]["training"]["epoch_loss"]:
+            save(plots.loss_curve(r["trials"][0]["training"]["epoch_loss"]), f"loss_{v}.png")
+    # scatter plots: need the data and the models
+    primary_trial = first[0]
+    data, w = _regenerate(run_dir, config, primary_trial)
+    n_inf = len(data.informative)
     noise = [d for d in range(data.latent.shape[1]) if d not in data.informative]
-    pairs = [(0, 1) if k >= 2 else (0, noise[0]), (0, noise[0]), (noise[0], 1 if k >= 2 else noise[1]),
-             (noise[0], noise[1])]
-    plots.save(plots.projections(data.latent, data.u, pairs, "latent (z, eps)"), fig_dir / "latent_projections.png")
-    plots.save(plots.projections(data.x, data.u, pairs, "data x = f(z, eps)"), fig_dir / "data_projections.png")
-    plots.save(
-        plots.criteria_figure(w, data.u, criteria["var"].scores, criteria["mi"].scores,
-                              true_var=data.latent.std(0), true_mi=true_mi,
-                              mi_null=criteria["mi"].extra.get("null_level")),
-        fig_dir / "criteria.png",
-    )
-    plots.save(plots.loss_curve(history["epoch_loss"]), fig_dir / "loss.png")
+    pairs = [(0, 1) if n_inf >= 2 else (0, noise[0]), (0, noise[0]),
+             (noise[0], 1 if n_inf >= 2 else noise[1]), (noise[0], noise[1])]
+    save(plots.projections(data.latent, data.u, pairs, "latent (z, eps) (Fig. 1)"), "latent_projections.png")
+    save(plots.projections(data.x, data.u, pairs, "data x = f(z, eps) (Fig. 2)"), "data_projections.png")
+    test = make_test_sets(data, min(config.n_test, 2000), primary_trial["seed"])
+    save(plots.ood_latent_figure(test.latent, test.u, test.latent_ood,
+                                 tuple(data.informative[:2]) if n_inf >= 2 else (0, noise[0])), "ood_latent.png")
+    save(plots.all_projections(data.latent, data.u, "all 2-D projections of the latent (z, eps) (Fig. 12)"),
+         "all_pairs_latent.png")
+    save(plots.all_projections(data.x, data.u, "all 2-D projections of the data x (Fig. 13)"), "all_pairs_data.png")
+    save(plots.all_projections(w, data.u, "all 2-D projections of the learned w (Fig. 14)"), "all_pairs_w.png")
+    for v, r in runs.items():
+        t = r["trials"][0]
+        if t is not primary_trial:
+            data, w = _regenerate(run_dir, config, t)
+        c = t["criteria"]
+        save(plots.criteria_figure(w, data.u, np.asarray(c["var"]["scores"]), np.asarray(c["mi"]["scores"]),
+                                   true_var=data.latent.std(0), true_mi=np.asarray(t["true_latents"]["mi"]),
+                                   mi_null=c["mi"].get("null_level")),
+             "criteria.png" if t is primary_trial else f"criteria_{v}.png")
+    return written

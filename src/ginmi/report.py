@@ -1,0 +1,581 @@
+"""The run report: ``report.html``, one self-contained page per run folder.
+
+:func:`write_report` reads ``results.json`` and the PNG figures of a run folder and writes
+``report.html`` with every figure embedded (base64 data URIs, no external files, scripts or
+fonts: it opens offline), the paper's claims beside our numbers with a verdict, the numbers
+tables, the configuration, the timings and the environment. Sections are built from what
+``results.json`` holds, so one function serves every command:
+
+- ``claims``: a list of ``{"claim", "measured", "verdict", "rule"}``; for ``synthetic`` runs it is
+  recomputed from the trials by :func:`evaluate_claims` (the rules live here, in code);
+- ``paper``: a tree of the paper's numbers; every number also found at the same path in the
+  results is shown beside ours (``images`` runs);
+- ``variants`` (synthetic): the summary table of :func:`synthetic_summary`;
+- ``accuracy_vs_k`` / ``auroc_vs_k``: tables over ``k`` (``ks`` if given, else ``1..len``);
+- ``criteria``: the MI and VAR orders and selections;
+- ``config``, ``timing``, ``environment``.
+
+:func:`rebuild` (``ginmi report RUN_DIR``) first redraws the figures when the command's pipeline
+module offers ``write_figures(run_dir, results)`` (it loads the saved model(s) and regenerates
+data from the stored config; nothing is retrained), then writes the HTML.
+
+Example:
+    >>> import json, tempfile, pathlib
+    >>> run = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (run / "results.json").write_text(json.dumps({"command": "fit", "config": {"epochs": 2}}))
+    >>> write_report(run).name
+    'report.html'
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import html
+import importlib
+import json
+import math
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ginmi.config import option
+from ginmi.io import atomic_write_text
+
+__all__ = [
+    "HOLDS",
+    "DOES_NOT_HOLD",
+    "NOT_EVALUATED",
+    "reported_results",
+    "evaluate_claims",
+    "synthetic_summary",
+    "write_report",
+    "rebuild",
+    "ReportConfig",
+    "run_report",
+]
+
+HOLDS, DOES_NOT_HOLD, NOT_EVALUATED = "holds", "does not hold", "not evaluated"
+
+# thresholds of the verdicts (stated in the report next to each claim)
+NEAR_BAYES = 0.02          # accuracy within 2 points of the Bayes bound counts as "near"
+VAR_GAP_ACCURACY = 0.05    # VAR "not competent": at least 5 points below MI at every k <= n
+MI_GAP_AUROC = 0.10        # MI "far above" VAR: AUROC at least 0.10 higher at every k <= n
+MCC_PERMUTATION = 0.90     # |correlation| matrix "near a permutation": MCC >= 0.9 in every trial
+STD_DISTORTION = 0.25      # stds "approximately preserved": ratio spread <= 1/4 of the true stds' spread
+SAME_ACCURACY = 0.02       # trainable vs batch statistics "alike": accuracy and AUROC within 0.02,
+SAME_MCC = 0.05            # MCC within 0.05 and the same MI recovery rate
+
+FIGURE_CAPTIONS = {
+    "latent_projections.png": "Fig. 1: 2-D projections of the true latent (z, eps), coloured by label u.",
+    "data_projections.png": "Fig. 2: the same projections of the data x = f(z, eps).",
+    "criteria.png": "Fig. 3: the 2 dims of w with the largest VAR score and with the largest MI, and the decay of "
+                    "both scores beside the true latents (first trial of the main setting).",
+    "decay.png": "Figs. 3b/d, 8c/e, 10-11c/e: sorted MI and std of w (black) and of the true latents (grey) for "
+                 "every setting; line = mean over trials, band = min to max.",
+    "accuracy_vs_k.png": "Fig. 4: test accuracy of the Bayes classifier (Eq. 6) with the top-k dims of the MI and "
+                         "VAR orders; dashed: Bayes accuracy of the true mixture on the true latents.",
+    "auroc_vs_k.png": "Fig. 5 (right): AUROC of OOD detection by the density of the top-k dims.",
+    "roc.png": "ROC curves of OOD detection with the top-n dims of each order.",
+    "ood_latent.png": "Fig. 5 (left): test latents (coloured by label) and the Eq. 17 outliers (red) on the "
+                      "informative dims.",
+    "all_pairs_latent.png": "Fig. 12: all 2-D projections of the latent (z, eps).",
+    "all_pairs_data.png": "Fig. 13: all 2-D projections of the data x.",
+    "all_pairs_w.png": "Fig. 14: all 2-D projections of the learned w.",
+}
+_FIGURE_PREFIX_CAPTIONS = {
+    "correlation_": "Fig. 9: |correlation| between the true latents (rows) and the learned w (columns), one panel "
+                    "per independently trained model",
+    "criteria_": "Figs. 8, 10, 11: top-2 VAR and top-2 MI dims of w and the score decays",
+    "loss": "training loss per epoch",
+}
+_FIGURE_ORDER = ["latent_projections", "data_projections", "criteria", "decay", "accuracy_vs_k", "auroc_vs_k",
+                 "roc", "ood_latent", "correlation_", "criteria_", "all_pairs_", "loss"]
+
+
+def reported_results() -> dict[str, Any]:
+    """The paper's numbers and claims (package data ``reported_results.json``)."""
+    return json.loads(resources.files("ginmi").joinpath("reported_results.json").read_text())
+
+
+# ----------------------------------------------------------------------------------------------
+# claims of the synthetic study
+
+
+def _fmt(values: Sequence[float] | float, digits: int = 3) -> str:
+    """``mean ± std`` over trials (sample std), or the single value."""
+    a = np.atleast_1d(np.asarray(values, dtype=float))
+    if len(a) == 0:
+        return "n/a"
+    if len(a) == 1:
+        return f"{a[0]:.{digits}f}"
+    return f"{a.mean():.{digits}f} ± {a.std(ddof=1):.{digits}f}"
+
+
+def _find_setting(results: dict[str, Any], noise: str, stats: str) -> tuple[str, list[dict[str, Any]]] | None:
+    """The first variant with high (>= 0.5) or low (<= 0.05) noise std and the given statistics."""
+    for name, run in results.get("variants", {}).items():
+        std = run.get("noise_std", math.nan)
+        if run.get("stats") == stats and ((noise == "high" and std >= 0.5) or (noise == "low" and std <= 0.05)):
+            return name, run["trials"]
+    return None
+
+
+def _count(trials: list[dict[str, Any]], predicate: Any) -> tuple[int, int]:
+    return sum(bool(predicate(t)) for t in trials), len(trials)
+
+
+def _curve(trials: list[dict[str, Any]], key: str, order: str, k: int) -> np.ndarray:
+    return np.array([t[key][order][k - 1] for t in trials], dtype=float)
+
+
+def _n_inf(results: dict[str, Any]) -> int:
+    return len(results.get("true_informative", [0, 1]))
+
+
+def _claim(text: str, measured: str, verdict: str, rule: str, setting: str = "") -> dict[str, str]:
+    return {"claim": text, "measured": measured, "verdict": verdict, "rule": rule, "setting": setting}
+
+
+def _missing(text: str, what: str) -> dict[str, str]:
+    return _claim(text, f"not run: needs the {what} setting", NOT_EVALUATED,
+                  f"run `ginmi synthetic --trials N` (N > 1) or pass --variants with {what}")
+
+
+def _verdict(ok: bool) -> str:
+    return HOLDS if ok else DOES_NOT_HOLD
+
+
+def _claim_recovery(text: str, results: dict[str, Any]) -> dict[str, str]:
+    found = _find_setting(results, "high", "trainable")
+    if found is None:
+        return _missing(text, "high-noise trainable (main)")
+    name, trials = found
+    n = _n_inf(results)
+    mi, total = _count(trials, lambda t: t["recovery"]["mi"]["top_n_correct"])
+    var, _ = _count(trials, lambda t: t["recovery"]["var"]["top_n_correct"])
+    measured = (f"top-{n} by MI are the true informative latents in {mi}/{total} trials; "
+                f"top-{n} by VAR in {var}/{total}")
+    return _claim(text, measured, _verdict(mi == total and var < total / 2),
+                  f"holds if MI's top-{n} is the true set in every trial and VAR's in fewer than half "
+                  "(true set: the w dims matched to z by the Hungarian matching of |correlation|)", name)
+
+
+def _claim_sharp_drop(text: str, results: dict[str, Any]) -> dict[str, str]:
+    from ginmi.selection import sharp_drop
+
+    found = _find_setting(results, "high", "trainable")
+    if found is None:
+        return _missing(text, "high-noise trainable (main)")
+    name, trials = found
+    n = _n_inf(results)
+    at_n, total = _count(trials, lambda t: sharp_drop(np.asarray(t["criteria"]["mi"]["sorted_scores"])) == n)
+    ratios = [t["criteria"]["mi"]["sorted_scores"][n - 1] / max(t["criteria"]["mi"]["sorted_scores"][n], 1e-3)
+              for t in trials]
+    measured = (f"largest drop of the sorted MI at rank {n} -> {n + 1} in {at_n}/{total} trials; "
+                f"MI(rank {n}) / max(MI(rank {n + 1}), 0.001) = {_fmt(ratios, 1)}")
+    return _claim(text, measured, _verdict(at_n == total),
+                  f"holds if the largest log-drop of the sorted MI (ginmi's sharp-drop rule) is between "
+                  f"rank {n} and {n + 1} in every trial", name)
+
+
+def _claim_classification(text: str, results: dict[str, Any]) -> dict[str, str]:
+    found = _find_setting(results, "high", "trainable")
+    if found is None:
+        return _missing(text, "high-noise trainable (main)")
+    name, trials = found
+    n = _n_inf(results)
+    mi_n = _curve(trials, "accuracy_vs_k", "mi", n)
+    bound = np.array([t["accuracy_vs_k"]["bayes_bound"] for t in trials])
+    gaps = [(_curve(trials, "accuracy_vs_k", "mi", k).mean() - _curve(trials, "accuracy_vs_k", "var", k).mean())
+            for k in range(1, n + 1)]
+    parts = [f"accuracy with the top-{n} MI dims {_fmt(mi_n)}, Bayes bound {_fmt(bound)}"]
+    parts += [f"k={k}: MI {_fmt(_curve(trials, 'accuracy_vs_k', 'mi', k))} vs VAR "
+              f"{_fmt(_curve(trials, 'accuracy_vs_k', 'var', k))}" for k in range(1, n + 1)]
+    ok = mi_n.mean() >= bound.mean() - NEAR_BAYES and min(gaps) >= VAR_GAP_ACCURACY
+    return _claim(text, "; ".join(parts), _verdict(ok),
+                  f"holds if the mean accuracy with the top-{n} MI dims is within {NEAR_BAYES} of the mean "
+                  f"Bayes bound and VAR's mean accuracy is at least {VAR_GAP_ACCURACY} below MI's at every "
+                  f"k <= {n} (held-out test set)", name)
+
+
+def _claim_auroc(text: str, results: dict[str, Any]) -> dict[str, str]:
+    found = _find_setting(results, "high", "trainable")
+    if found is None:
+        return _missing(text, "high-noise trainable (main)")
+    name, trials = found
+    n = _n_inf(results)
+    gaps = [(_curve(trials, "auroc_vs_k", "mi", k).mean() - _curve(trials, "auroc_vs_k", "var", k).mean())
+            for k in range(1, n + 1)]
+    parts = [f"k={k}: AUROC MI {_fmt(_curve(trials, 'auroc_vs_k', 'mi', k))} vs VAR "
+             f"{_fmt(_curve(trials, 'auroc_vs_k', 'var', k))}" for k in range(1, n + 1)]
+    return _claim(text, "; ".join(parts), _verdict(min(gaps) >= MI_GAP_AUROC),
+                  f"holds if MI's mean AUROC exceeds VAR's by at least {MI_GAP_AUROC} at every k <= {n} "
+                  "(test set: as many Eq. 17 outliers as normal samples)", name)
+
+
+def _claim_low_noise(text: str, results: dict[str, Any]) -> dict[str, str]:
+    found = _find_setting(results, "low", "trainable")
+    if found is None:
+        return _missing(text, "low-noise")
+    name, trials = found
+    n = _n_inf(results)
+    var, total = _count(trials, lambda t: t["recovery"]["var"]["top_n_correct"])
+    mi, _ = _count(trials, lambda t: t["recovery"]["mi"]["top_n_correct"])
+    distortion = np.array([t["std_preservation"]["log10_ratio_range"] / t["std_preservation"]["log10_true_std_range"]
+                           for t in trials])
+    ratios = np.array([t["std_preservation"]["ratio"] for t in trials])
+    measured = (f"top-{n} by VAR are the true informative latents in {var}/{total} trials (MI: {mi}/{total}); "
+                f"std(w_j)/std(matched true latent) from {ratios.min():.2f} to {ratios.max():.2f}; spread of "
+                f"their log10 / spread of the true stds' log10 = {_fmt(distortion, 2)}")
+    ok = var > total / 2 and float(np.median(distortion)) <= STD_DISTORTION
+    high = _find_setting(results, "high", "trainable")
+    if high is not None:
+        d_high = [t["std_preservation"]["log10_ratio_range"] / t["std_preservation"]["log10_true_std_range"]
+                  for t in high[1]]
+        measured += f" (high noise: {_fmt(d_high, 2)})"
+    return _claim(text, measured, _verdict(ok),
+                  f"holds if VAR's top-{n} is the true set in more than half the low-noise trials and, in the "
+                  f"median trial, the std ratios of matched dims spread over at most {STD_DISTORTION} of the "
+                  "decades the true stds spread over (stds of w are in units of the standardised data, so "
+                  "only the spread of the ratios counts)", name)
+
+
+def _claim_permutation(text: str, results: dict[str, Any]) -> dict[str, str]:
+    found = _find_setting(results, "high", "trainable")
+    if found is None:
+        return _missing(text, "high-noise trainable (main)")
+    name, trials = found
+    values = np.array([t["mcc"]["all"] for t in trials])
+    inf = np.array([t["mcc"]["informative"] for t in trials])
+    measured = (f"MCC over all {len(trials[0]['correlation'])} dims {_fmt(values)} (min {values.min():.3f}); "
+                f"informative dims {_fmt(inf)}")
+    return _claim(text, measured, _verdict(bool(values.min() >= MCC_PERMUTATION)),
+                  f"holds if the MCC (mean |correlation| of the best one-to-one matching of w to (z, eps), "
+                  f"1 = a scaled permutation) is at least {MCC_PERMUTATION} in every trial", name)
+
+
+def _claim_batch(text: str, results: dict[str, Any]) -> dict[str, str]:
+    n = _n_inf(results)
+    parts, oks = [], []
+    for noise in ("high", "low"):
+        a, b = _find_setting(results, noise, "trainable"), _find_setting(results, noise, "batch")
+        if a is None or b is None:
+            continue
+        rows = {}
+        for label, (_, trials) in (("trainable", a), ("batch", b)):
+            rec, total = _count(trials, lambda t: t["recovery"]["mi"]["top_n_correct"])
+            rows[label] = {"rec": rec / total, "rec_text": f"{rec}/{total}",
+                           "acc": _curve(trials, "accuracy_vs_k", "mi", n),
+                           "auc": _curve(trials, "auroc_vs_k", "mi", n),
+                           "mcc": np.array([t["mcc"]["all"] for t in trials])}
+        t, s = rows["trainable"], rows["batch"]
+        oks.append(t["rec"] == s["rec"] and abs(t["acc"].mean() - s["acc"].mean()) <= SAME_ACCURACY
+                   and abs(t["auc"].mean() - s["auc"].mean()) <= SAME_ACCURACY
+                   and abs(t["mcc"].mean() - s["mcc"].mean()) <= SAME_MCC)
+        parts.append(f"{noise} noise, trainable vs batch: MI top-{n} correct {t['rec_text']} vs {s['rec_text']}, "
+                     f"accuracy {_fmt(t['acc'])} vs {_fmt(s['acc'])}, AUROC {_fmt(t['auc'])} vs {_fmt(s['auc'])}, "
+                     f"MCC {_fmt(t['mcc'])} vs {_fmt(s['mcc'])}")
+    if not parts:
+        return _missing(text, "batch-stats")
+    return _claim(text, "; ".join(parts), _verdict(all(oks)),
+                  f"holds if, at every noise level run with both, the MI recovery rate is equal, the mean accuracy "
+                  f"and AUROC with the top-{n} MI dims differ by at most {SAME_ACCURACY} and the mean MCC by at "
+                  f"most {SAME_MCC}", "batch-stats vs trainable")
+
+
+_SYNTHETIC_RULES = [_claim_recovery, _claim_sharp_drop, _claim_classification, _claim_auroc, _claim_low_noise,
+                    _claim_permutation, _claim_batch]
+
+
+def evaluate_claims(results: dict[str, Any]) -> list[dict[str, str]]:
+    """Each claim of the paper's synthetic study with our measured numbers and a verdict.
+
+    The claims are those of ``reported_results.json["synthetic"]["claims"]``, in order; each has a
+    rule (returned with it) computed from the trials in ``results["variants"]``.
+    """
+    claims = reported_results()["synthetic"]["claims"]
+    if len(claims) != len(_SYNTHETIC_RULES):
+        raise ValueError(f"reported_results.json lists {len(claims)} synthetic claims, ginmi has rules for "
+                         f"{len(_SYNTHETIC_RULES)}; update ginmi.report")
+    if not results.get("variants"):
+        return [_claim(c, "no trials in results.json", NOT_EVALUATED, "") for c in claims]
+    return [rule(text, results) for text, rule in zip(claims, _SYNTHETIC_RULES)]
+
+
+def synthetic_summary(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """The numbers table of a synthetic run: rows = measures, columns = settings (mean ± std over trials)."""
+    runs = results.get("variants", {})
+    n = _n_inf(results)
+    header = ["measure"] + [f"{v} (noise std {r['noise_std']:g}, {r['stats']}, {len(r['trials'])} trials)"
+                            for v, r in runs.items()]
+    measures: list[tuple[str, Any]] = [
+        (f"MI top-{n} = true informative (trials)", lambda ts: "{}/{}".format(*_count(ts, lambda t: t["recovery"]["mi"]["top_n_correct"]))),
+        (f"VAR top-{n} = true informative (trials)", lambda ts: "{}/{}".format(*_count(ts, lambda t: t["recovery"]["var"]["top_n_correct"]))),
+        ("MI selected set = true (trials)", lambda ts: "{}/{}".format(*_count(ts, lambda t: t["recovery"]["mi"]["selected_correct"]))),
+        ("MCC, all dims", lambda ts: _fmt([t["mcc"]["all"] for t in ts])),
+        ("MCC, informative dims", lambda ts: _fmt([t["mcc"]["informative"] for t in ts])),
+    ]
+    for k in sorted({1, n}):
+        measures += [(f"accuracy MI, k={k}", lambda ts, k=k: _fmt(_curve(ts, "accuracy_vs_k", "mi", k))),
+                     (f"accuracy VAR, k={k}", lambda ts, k=k: _fmt(_curve(ts, "accuracy_vs_k", "var", k)))]
+    measures += [("Bayes bound (true mixture, true latents)",
+                  lambda ts: _fmt([t["accuracy_vs_k"]["bayes_bound"] for t in ts])),
+                 ("accuracy, all dims", lambda ts: _fmt([t["accuracy_vs_k"]["mi"][-1] for t in ts]))]
+    for k in sorted({1, n}):
+        measures += [(f"AUROC MI, k={k}", lambda ts, k=k: _fmt(_curve(ts, "auroc_vs_k", "mi", k))),
+                     (f"AUROC VAR, k={k}", lambda ts, k=k: _fmt(_curve(ts, "auroc_vs_k", "var", k)))]
+    measures += [
+        ("AUROC, all dims", lambda ts: _fmt([t["auroc_vs_k"]["mi"][-1] for t in ts])),
+        ("std ratio w / true: log10 spread", lambda ts: _fmt([t["std_preservation"]["log10_ratio_range"] for t in ts], 2)),
+        ("true stds: log10 spread", lambda ts: _fmt([t["std_preservation"]["log10_true_std_range"] for t in ts], 2)),
+        ("final training loss", lambda ts: _fmt([t["training"]["final_loss"] for t in ts])),
+        ("training seconds per model", lambda ts: _fmt([t["timing"]["train_seconds"] for t in ts], 1)),
+    ]
+    rows = [[label] + [fn(r["trials"]) for r in runs.values()] for label, fn in measures]
+    return header, rows
+
+
+# ----------------------------------------------------------------------------------------------
+# HTML
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1200px;
+color:#222;padding:0 1em;line-height:1.4}
+h1{font-size:1.6em}h2{font-size:1.25em;margin-top:1.8em;border-bottom:1px solid #ccc}
+table{border-collapse:collapse;margin:0.6em 0;font-size:0.88em}
+th,td{border:1px solid #ccc;padding:0.25em 0.5em;text-align:left;vertical-align:top}
+th{background:#f2f2f2}td.num{text-align:right;font-variant-numeric:tabular-nums}
+.holds{background:#e3f5e1}.does-not-hold{background:#fbe3e3}.not-evaluated{background:#f4f4f4;color:#666}
+figure{margin:1.2em 0}figure img{max-width:100%;border:1px solid #eee}figcaption{font-size:0.88em;color:#444}
+code{background:#f4f4f4;padding:0 0.2em}.small{font-size:0.85em;color:#555}
+"""
+
+
+def _esc(value: Any) -> str:
+    return html.escape(str(value))
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        text = f"{value:.4g}" if math.isfinite(value) else str(value)
+        return f'<td class="num">{_esc(text)}</td>'
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return f'<td class="num">{value}</td>'
+    if isinstance(value, (list, tuple)):
+        value = json.dumps(value) if len(json.dumps(value)) < 400 else json.dumps(value)[:400] + " ..."
+    return f"<td>{_esc(value)}</td>"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], css_id: str = "") -> str:
+    head = "".join(f"<th>{_esc(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(_cell(c) for c in row) + "</tr>" for row in rows)
+    ident = f' id="{css_id}"' if css_id else ""
+    return f"<table{ident}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _claims_html(claims: list[dict[str, str]]) -> str:
+    rows = []
+    for c in claims:
+        cls = c["verdict"].replace(" ", "-")
+        rows.append(f'<tr class="{cls}"><td>{_esc(c["claim"])}</td><td>{_esc(c.get("setting", ""))}</td>'
+                    f'<td>{_esc(c["measured"])}</td><td><b>{_esc(c["verdict"])}</b></td>'
+                    f'<td class="small">{_esc(c.get("rule", ""))}</td></tr>')
+    head = "".join(f"<th>{h}</th>" for h in ("claim of the paper", "setting", "our numbers", "verdict", "rule"))
+    return f'<table id="claims"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+
+
+def _leaves(tree: Any, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:
+    if isinstance(tree, dict):
+        out = []
+        for key, value in tree.items():
+            out += _leaves(value, prefix + (str(key),))
+        return out
+    return [(prefix, tree)]
+
+
+def _lookup(tree: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        if not isinstance(tree, dict) or key not in tree:
+            return None
+        tree = tree[key]
+    return tree
+
+
+def _paper_rows(results: dict[str, Any]) -> list[list[Any]]:
+    rows = []
+    for path, value in _leaves(results.get("paper", {})):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            ours = _lookup(results, path)
+            rows.append([".".join(path), value, ours if isinstance(ours, (int, float)) else "n/a"])
+    return rows
+
+
+def _curve_tables(results: dict[str, Any]) -> str:
+    parts = []
+    for key, label in (("accuracy_vs_k", "test accuracy"), ("auroc_vs_k", "AUROC")):
+        curves = results.get(key)
+        if not isinstance(curves, dict):
+            continue
+        orders = [o for o in ("mi", "var") if isinstance(curves.get(o), list)]
+        if not orders:
+            continue
+        agg = results.get("aggregate", {}).get(key, {})
+        length = len(curves[orders[0]])
+        ks = curves.get("ks") or list(range(1, length + 1))
+        header = ["k"] + [f"{label}, {o.upper()} order" for o in orders]
+        rows = []
+        for i, k in enumerate(ks):
+            row: list[Any] = [k]
+            for o in orders:
+                a = agg.get(o)
+                if a and a.get("n", 1) > 1:
+                    row.append(f"{a['mean'][i]:.4f} ± {a['std'][i]:.4f}")
+                else:
+                    row.append(float(curves[o][i]))
+            rows.append(row)
+        extra = ""
+        if "bayes_bound" in curves:
+            b = agg.get("bayes_bound")
+            bound = f"{b['mean']:.4f} ± {b['std']:.4f}" if b and b.get("n", 1) > 1 else f"{curves['bayes_bound']:.4f}"
+            extra = f"<p>Bayes bound (true mixture on the true latents): {_esc(bound)}</p>"
+        note = " (mean ± std over trials of the primary setting)" if agg.get(orders[0], {}).get("n", 1) > 1 else ""
+        parts.append(f"<h3>{_esc(label)} vs k{_esc(note)}</h3>" + _table(header, rows, css_id=key) + extra)
+    return "".join(parts)
+
+
+def _criteria_table(results: dict[str, Any]) -> str:
+    criteria = results.get("criteria")
+    if not isinstance(criteria, dict):
+        return ""
+    rows = []
+    for name, c in criteria.items():
+        order = c.get("order", [])
+        rows.append([name.upper(), order[:20], c.get("selected", [])[:50], c.get("reason", "")])
+    return _table(["criterion", "order (first 20 dims of w)", "selected", "threshold"], rows, css_id="criteria")
+
+
+def _figure_key(path: Path) -> tuple[int, str]:
+    for i, prefix in enumerate(_FIGURE_ORDER):
+        if path.name.startswith(prefix):
+            return i, path.name
+    return len(_FIGURE_ORDER), path.name
+
+
+def _caption(path: Path) -> str:
+    if path.name in FIGURE_CAPTIONS:
+        return FIGURE_CAPTIONS[path.name]
+    for prefix, text in _FIGURE_PREFIX_CAPTIONS.items():
+        if path.name.startswith(prefix):
+            rest = path.stem[len(prefix):].strip("_")
+            return f"{text}{f' ({rest})' if rest else ''}."
+    return path.stem.replace("_", " ")
+
+
+def _figures_html(run_dir: Path) -> str:
+    paths = sorted((run_dir / "figures").glob("*.png"), key=_figure_key) if (run_dir / "figures").is_dir() else []
+    parts = []
+    for path in paths:
+        data = base64.b64encode(path.read_bytes()).decode("ascii")
+        parts.append(f'<figure><img alt="{_esc(path.name)}" src="data:image/png;base64,{data}">'
+                     f"<figcaption><b>{_esc(path.name)}</b>: {_esc(_caption(path))}</figcaption></figure>")
+    return "".join(parts) or "<p>No figures in this run folder.</p>"
+
+
+def _flat_numbers(tree: Any) -> list[list[Any]]:
+    return [[".".join(p), v] for p, v in _leaves(tree) if not isinstance(v, (list, dict))]
+
+
+def write_report(run_dir: str | Path, results: dict[str, Any] | None = None) -> Path:
+    """Write ``run_dir/report.html`` from ``run_dir/results.json`` (or ``results``) and ``run_dir/figures``.
+
+    The page is self-contained: figures are embedded as base64 PNG data URIs and nothing is
+    loaded from elsewhere. Returns the path written.
+    """
+    run_dir = Path(run_dir)
+    if results is None:
+        path = run_dir / "results.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"no results.json in {run_dir}; is it a ginmi run folder?")
+        results = json.loads(path.read_text())
+    command = results.get("command", "run")
+    sections: list[str] = []
+    claims = evaluate_claims(results) if command == "synthetic" else results.get("claims")
+    if claims:
+        counts = {v: sum(c["verdict"] == v for c in claims) for v in (HOLDS, DOES_NOT_HOLD, NOT_EVALUATED)}
+        sections.append("<h2>The paper's claims beside our numbers</h2>"
+                        f"<p>{counts[HOLDS]} hold, {counts[DOES_NOT_HOLD]} do not hold, {counts[NOT_EVALUATED]} "
+                        "not evaluated in this run. Each verdict follows the rule in the last column, applied to "
+                        "this run's numbers (held-out test sets; mean ± std over trials).</p>" + _claims_html(claims))
+    paper_rows = _paper_rows(results)
+    if paper_rows:
+        sections.append("<h2>The paper's numbers beside ours</h2>"
+                        + _table(["quantity", "paper", "this run"], paper_rows, css_id="paper"))
+    if command == "synthetic" and results.get("variants"):
+        header, rows = synthetic_summary(results)
+        sections.append("<h2>Summary of every setting</h2><p>Mean ± sample std over trials (seeds "
+                        f"{_esc(sorted({t['seed'] for r in results['variants'].values() for t in r['trials']}))})."
+                        "</p>" + _table(header, rows, css_id="summary"))
+    curves = _curve_tables(results)
+    criteria = _criteria_table(results)
+    if curves or criteria:
+        sections.append("<h2>Selection and downstream tasks</h2>" + criteria + curves)
+    sections.append("<h2>Figures</h2>" + _figures_html(run_dir))
+    if isinstance(results.get("config"), dict):
+        sections.append("<h2>Configuration</h2>"
+                        + _table(["option", "value"], [[k, v] for k, v in results["config"].items()], "config"))
+    if isinstance(results.get("timing"), dict):
+        sections.append("<h2>Timings</h2>" + _table(["stage", "value"], _flat_numbers(results["timing"]), "timing"))
+    if isinstance(results.get("environment"), dict):
+        sections.append("<h2>Environment</h2>"
+                        + _table(["item", "value"], _flat_numbers(results["environment"]), "environment"))
+    files = sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob("*")
+                   if p.is_file() and p.name != "report.html" and "figures" not in p.parts)
+    sections.append("<h2>Files of this run</h2><p class='small'>" + ", ".join(_esc(f) for f in files) + "</p>")
+    now = datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
+    title = f"ginmi {command}: {run_dir.name}"
+    page = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{_esc(title)}</title>'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{_CSS}</style></head><body>'
+            f"<h1>{_esc(title)}</h1><p class='small'>Report written {now} from <code>results.json</code>. "
+            f"Rebuild with <code>ginmi report {_esc(run_dir)}</code>.</p>" + "".join(sections) + "</body></html>")
+    out = run_dir / "report.html"
+    atomic_write_text(out, page)
+    return out
+
+
+# the pipeline module of each command; ``write_figures(run_dir, results)`` there, if any, redraws its figures
+_PIPELINES = {"synthetic": "ginmi.pipelines.synthetic", "fit": "ginmi.pipelines.user", "images": "ginmi.pipelines.images"}
+
+
+def rebuild(run_dir: str | Path, *, figures: bool = True) -> tuple[Path, int]:
+    """Redraw the figures of a run folder (when its pipeline can, from the saved model(s), without
+    training) and write ``report.html``. Returns the report path and the number of figures redrawn."""
+    run_dir = Path(run_dir)
+    path = run_dir / "results.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"no results.json in {run_dir}; give the folder of a ginmi run")
+    results = json.loads(path.read_text())
+    redrawn = 0
+    module_name = _PIPELINES.get(results.get("command", ""))
+    if figures and module_name is not None:
+        writer = getattr(importlib.import_module(module_name), "write_figures", None)
+        if writer is not None:
+            redrawn = len(writer(run_dir, results) or [])
+    return write_report(run_dir, results), redrawn
+
+
+@dataclass
+class ReportConfig:
+    """Options of ``ginmi report RUN_DIR``."""
+
+    run_dir: str = option("", "a run folder (with results.json)", cli=False)
+    figures: bool = option(True, "redraw the figures from results.json and the saved model(s) first")
+
+
+def run_report(config: ReportConfig) -> dict[str, Any]:
+    """``ginmi report``: redraw the figures and write ``report.html`` (no training)."""
+    path, redrawn = rebuild(config.run_dir, figures=config.figures)
+    return {"report": str(path), "figures_redrawn": redrawn}
