@@ -15,6 +15,10 @@ lr       learning rate of the step (``step`` rows)
 seconds  wall-clock seconds of the epoch (``epoch`` rows)
 ======== ===========================================================================
 
+When training resumes from a checkpoint (``train_config.resume``), the rows of an existing
+``metrics.csv`` up to the resumed step are kept and the new rows appended, so the file reads as
+one uninterrupted run.
+
 With ``tensorboard=True`` the same values go to ``<run>/tensorboard`` (scalars ``loss/step``,
 ``lr``, ``loss/epoch``); the ``tensorboard`` package is imported only then.
 
@@ -23,7 +27,7 @@ Example:
     >>> from ginmi.training import TrainConfig
     >>> run = tempfile.mkdtemp()
     >>> with MetricsLogger(run, TrainConfig(epochs=1, batch_size=2, milestones=()), 4) as log:
-    ...     log.on_step(0, 1.5); log.on_step(1, 0.5); log.on_epoch(0, 1.0)
+    ...     log.on_step(1, 1.5); log.on_step(2, 0.5); log.on_epoch(0, 1.0)
     >>> print(open(log.path).read(), end="")  # doctest: +ELLIPSIS
     kind,epoch,step,loss,lr,seconds
     step,1,1,1.5,0.0001,
@@ -35,7 +39,6 @@ from __future__ import annotations
 
 import csv
 import importlib.util
-import inspect
 import math
 import os
 import time
@@ -44,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from ginmi.config import option
-from ginmi.training import TrainConfig, lr_factor, train
+from ginmi.training import TrainConfig, lr_factor
 
 __all__ = ["LogConfig", "MetricsLogger", "METRICS_COLUMNS", "read_metrics"]
 
@@ -99,6 +102,11 @@ class MetricsLogger:
         self.train_config = train_config
         self.steps_per_epoch = max(1, math.ceil(n_samples / train_config.batch_size))
         self._writer = _summary_writer(Path(run_dir) / "tensorboard") if tensorboard else None
+        # rows of an interrupted run, kept up to the step training resumes from (see _start)
+        self._previous: list[list[str]] | None = None
+        if getattr(train_config, "resume", False) and self.path.is_file():
+            with self.path.open(newline="") as f:
+                self._previous = [row for row in csv.reader(f)][1:]
         self._file = self.path.open("w", newline="")
         self._csv = csv.writer(self._file, lineterminator="\n")
         self._csv.writerow(METRICS_COLUMNS)
@@ -106,21 +114,38 @@ class MetricsLogger:
         self._steps = 0
         self._t0 = time.perf_counter()
 
+    def _start(self, *, step: int | None = None, epoch: int | None = None) -> None:
+        """On the first record of a resumed run: keep the earlier rows before ``step`` (or ``epoch``)."""
+        rows, self._previous = self._previous or [], None
+        epoch_col, step_col = METRICS_COLUMNS.index("epoch"), METRICS_COLUMNS.index("step")
+        for row in rows:
+            if len(row) != len(METRICS_COLUMNS):
+                continue
+            if (step is not None and int(row[step_col]) >= step) or (epoch is not None and int(row[epoch_col]) > epoch):
+                break
+            self._csv.writerow(row)
+            if row[0] == "epoch":
+                self._epoch, self._steps = int(row[epoch_col]), int(row[step_col])
+
     def lr(self, step: int) -> float:
-        """Learning rate of the 0-based optimisation step ``step``."""
-        return self.train_config.lr * lr_factor(self.train_config, step, self.steps_per_epoch)
+        """Learning rate of optimisation step ``step`` (counted from 1)."""
+        return self.train_config.lr * lr_factor(self.train_config, step - 1, self.steps_per_epoch)
 
     def on_step(self, step: int, loss: float) -> None:
-        """Record the loss of the 0-based optimisation step ``step``."""
+        """Record the loss of optimisation step ``step`` (counted from 1, as the trainer does)."""
+        if self._previous is not None:
+            self._start(step=step)
         lr = self.lr(step)
-        self._steps = step + 1
-        self._csv.writerow(("step", self._epoch + 1, step + 1, float(loss), lr, ""))
+        self._steps = step
+        self._csv.writerow(("step", self._epoch + 1, step, float(loss), lr, ""))
         if self._writer is not None:
-            self._writer.add_scalar("loss/step", float(loss), step + 1)
-            self._writer.add_scalar("lr", lr, step + 1)
+            self._writer.add_scalar("loss/step", float(loss), step)
+            self._writer.add_scalar("lr", lr, step)
 
     def on_epoch(self, epoch: int, loss: float) -> None:
-        """Record the mean loss of the 0-based epoch ``epoch`` and its duration."""
+        """Record the mean loss of epoch ``epoch`` (counted from 0, as the trainer does) and its duration."""
+        if self._previous is not None:
+            self._start(epoch=epoch)
         now = time.perf_counter()
         self._csv.writerow(("epoch", epoch + 1, self._steps, float(loss), "", now - self._t0))
         self._file.flush()
@@ -131,13 +156,13 @@ class MetricsLogger:
 
     def callbacks(self) -> dict[str, Any]:
         """``{"on_step": ..., "on_epoch": ...}`` for :func:`ginmi.training.train`."""
-        callbacks = {"on_step": self.on_step, "on_epoch": self.on_epoch}
-        # transitional: per-step rows need a trainer with ``on_step``
-        return {k: v for k, v in callbacks.items() if k in inspect.signature(train).parameters}
+        return {"on_step": self.on_step, "on_epoch": self.on_epoch}
 
     def close(self) -> None:
         """Flush and close the CSV file (and the TensorBoard writer)."""
         if not self._file.closed:
+            if self._previous is not None:  # nothing was recorded: keep the earlier rows
+                self._start()
             self._file.close()
         if self._writer is not None:
             self._writer.close()

@@ -1,0 +1,180 @@
+"""scikit-learn estimators: conventions (check_estimator), pipelines, cross-validation, grid search,
+and agreement with the torch core they wrap."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_score
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from ginmi.estimators import GINTransformer, InformativeSelector
+from ginmi.pipelines.common import VectorModelConfig, compute_latents, train_vector_model
+from ginmi.training import TrainConfig
+
+SMALL = dict(epochs=10, batch_size=64, n_blocks=2, width=8, warmup_steps=0)
+
+
+def _data(n=600, seed=0, labels=(0, 1, 2)):
+    """Two informative latents (class means apart), two noise latents, linearly mixed."""
+    rng = np.random.default_rng(seed)
+    u = np.arange(n) % len(labels)
+    z = 2.5 * np.column_stack([np.cos(2 * np.pi * u / len(labels)), np.sin(2 * np.pi * u / len(labels))])
+    latent = np.column_stack([z + 0.4 * rng.standard_normal((n, 2)), rng.standard_normal((n, 2))])
+    mixing = np.linalg.qr(rng.standard_normal((4, 4)))[0] * [1.0, 2.0, 0.5, 1.5]
+    return latent @ mixing.T, np.asarray(labels)[u]
+
+
+@parametrize_with_checks(
+    [InformativeSelector(), GINTransformer(**SMALL, threshold="max-curvature")],
+)
+def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)
+
+
+def test_defaults_are_the_commands_defaults():
+    gin = GINTransformer()
+    train, model = TrainConfig(), VectorModelConfig()
+    for name in ("epochs", "batch_size", "lr", "milestones", "gamma", "input_noise", "warmup_steps",
+                 "grad_clip", "weight_decay", "device"):
+        assert getattr(gin, name) == getattr(train, name), name
+    for name in ("flow", "n_blocks", "width", "clamp", "stats", "standardize"):
+        assert getattr(gin, name) == getattr(model, name), name
+
+
+def test_gin_transformer_is_a_thin_facade_over_train_vector_model():
+    x, y = _data()
+    gin = GINTransformer(**SMALL, random_state=3).fit(x, y)
+    model, history, _ = train_vector_model(x, y, [0, 1, 2], VectorModelConfig(n_blocks=2, width=8),
+                                           TrainConfig(epochs=10, batch_size=64, warmup_steps=0, seed=3),
+                                           progress=False)
+    assert history["epoch_loss"] == gin.history_["epoch_loss"]
+    np.testing.assert_allclose(gin.transform(x), compute_latents(model, x), rtol=1e-4, atol=1e-4)
+
+
+def test_transform_inverse_posterior_and_density():
+    x, y = _data(labels=("cat", "dog", "eel"))
+    gin = GINTransformer(**SMALL).fit(x, y)
+    w = gin.transform(x)
+    assert w.shape == x.shape and w.dtype == np.float64
+    np.testing.assert_allclose(gin.inverse_transform(w), x, atol=1e-9)
+    assert list(gin.classes_) == ["cat", "dog", "eel"]
+    proba = gin.predict_proba(x)
+    np.testing.assert_allclose(proba.sum(1), 1.0)
+    assert gin.classes_[proba.argmax(1)].tolist() == gin.predict(x).tolist()
+    assert gin.score(x, y) > 0.9
+    np.testing.assert_allclose(np.exp(gin.predict_log_proba(x)), proba)
+    assert sorted(gin.selected_.tolist()) == sorted(np.flatnonzero(gin.selector_.get_support()).tolist())
+    # outliers: far from every class in x space
+    rng = np.random.default_rng(1)
+    outliers = 8.0 * rng.standard_normal((200, 4))
+    scores = np.r_[gin.score_samples(x[:200]), gin.score_samples(outliers)]
+    assert roc_auc_score(np.r_[np.ones(200), np.zeros(200)], scores) > 0.9
+    assert gin.get_feature_names_out().tolist() == ["w0", "w1", "w2", "w3"]
+
+
+def test_selected_latents_are_the_informative_ones():
+    rng = np.random.default_rng(0)
+    u = np.arange(900) % 3
+    z = 2.5 * np.column_stack([np.cos(2 * np.pi * u / 3), np.sin(2 * np.pi * u / 3)])
+    x = np.column_stack([z + 0.4 * rng.standard_normal((900, 2)), rng.standard_normal((900, 2))]) * [1, 2, 3, 0.5]
+    gin = GINTransformer(epochs=20, batch_size=90, n_blocks=2, threshold="max-curvature").fit(x, u)
+    w = gin.transform(x)
+    corr = np.abs(np.corrcoef(w.T, x.T)[:4, 4:])
+    assert sorted(corr[gin.selected_].argmax(1).tolist()) == [0, 1]
+    rest = np.setdiff1d(np.arange(4), gin.selected_)
+    assert gin.scores_[gin.selected_].min() > 5 * gin.scores_[rest].max()
+
+
+def test_pipeline_cross_validation_and_grid_search():
+    x, y = _data()
+    pipe = Pipeline([("gin", GINTransformer(**SMALL)), ("select", InformativeSelector()),
+                     ("clf", LogisticRegression())])
+    scores = cross_val_score(pipe, x, y, cv=StratifiedKFold(3, shuffle=True, random_state=0))
+    assert scores.shape == (3,) and scores.min() > 0.85
+    # GINTransformer is itself a classifier (Bayes posterior on its selected latents)
+    assert cross_val_score(GINTransformer(**SMALL), x, y, cv=3).min() > 0.85
+    search = GridSearchCV(pipe, {"select__threshold": ["top-k"], "select__k": [1, 2], "gin__width": [8]}, cv=2)
+    search.fit(x, y)
+    assert search.best_params_["select__k"] in (1, 2)
+    assert search.best_estimator_.named_steps["select"].get_support().sum() == search.best_params_["select__k"]
+    assert search.predict(x).shape == y.shape
+
+
+def test_clone_params_and_pickle():
+    gin = GINTransformer(epochs=3, threshold="top-k", k=2)
+    params = gin.get_params()
+    assert params["epochs"] == 3 and params["k"] == 2 and "random_state" in params
+    twin = clone(gin)
+    assert twin.get_params() == params and not hasattr(twin, "model_")
+    twin.set_params(epochs=2, width=4)
+    assert (twin.epochs, twin.width) == (2, 4)
+    x, y = _data(n=200)
+    twin.fit(x, y)
+    again = pickle.loads(pickle.dumps(twin))
+    np.testing.assert_array_equal(again.transform(x), twin.transform(x))
+
+
+def test_informative_selector_on_raw_features_with_every_threshold():
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1, 2], 150)
+    x = np.column_stack([rng.standard_normal(450), y + 0.3 * rng.standard_normal(450),
+                         rng.standard_normal(450), -2.0 * y + rng.standard_normal(450)])
+    for threshold in ("sharp-drop", "max-curvature"):
+        sel = InformativeSelector(threshold=threshold).fit(x, y)
+        assert set(sel.selected_.tolist()) <= {1, 3} and 1 in sel.selected_
+    sel = InformativeSelector(threshold="top-k", k=2).fit(x, y)
+    assert sel.get_support().tolist() == [False, True, False, True]
+    assert sel.transform(x).shape == (450, 2) and sel.pvalues_ is None
+    np.testing.assert_array_equal(sel.transform(x), x[:, [1, 3]])
+    assert sel.order_[:2].tolist() == [1, 3] and sel.scores_.shape == (4,)
+    fdr = InformativeSelector(threshold="fdr", n_permutations=60).fit(x, y)
+    assert fdr.pvalues_.shape == (4,) and fdr.pvalues_[[1, 3]].max() <= 1 / 61 + 1e-12
+    assert fdr.get_support().tolist() == [False, True, False, True]
+    var = InformativeSelector(criterion="var", threshold="top-k", k=1).fit(x, y)
+    assert var.selected_.tolist() == [3]  # VAR ranks by spread, not by information
+
+
+def test_informative_selector_errors():
+    x, y = _data(n=60)
+    with pytest.raises(ValueError, match="criterion='mi'"):
+        InformativeSelector(criterion="var", threshold="fdr").fit(x, y)
+    with pytest.raises(ValueError, match="criterion must be"):
+        InformativeSelector(criterion="entropy").fit(x, y)
+    with pytest.raises(ValueError, match="top-k needs k"):
+        InformativeSelector(threshold="top-k").fit(x, y)
+    with pytest.raises(ValueError, match="Unknown label type"):
+        InformativeSelector().fit(x, np.linspace(0, 1, 60))
+
+
+def test_gin_transformer_input_errors():
+    x, y = _data(n=60)
+    with pytest.raises(ValueError, match="1 feature"):
+        GINTransformer(**SMALL).fit(x[:, :1], y)
+    with pytest.raises(ValueError, match="NaN"):
+        GINTransformer(**SMALL).fit(np.where(np.eye(60, 4) > 0, np.nan, x), y)
+    with pytest.raises(ValueError, match="fewer than 2 samples"):
+        GINTransformer(**SMALL).fit(x[:7], np.r_[np.zeros(6), 1])
+    gin = GINTransformer(**SMALL).fit(x, y)
+    with pytest.raises(ValueError, match="expecting 4 features"):
+        gin.transform(x[:, :3])
+    with pytest.raises(ValueError, match="expecting 4 features"):
+        gin.inverse_transform(x[:, :3])
+    with pytest.raises(ValueError, match="epochs must be positive"):
+        GINTransformer(epochs=0).fit(x, y)
+
+
+def test_package_exports_estimators():
+    import ginmi
+
+    assert ginmi.GINTransformer is GINTransformer and ginmi.InformativeSelector is InformativeSelector
+    with pytest.raises(AttributeError):
+        ginmi.NoSuchThing  # noqa: B018
+    assert torch.get_default_dtype() in (torch.float32, torch.float64)
