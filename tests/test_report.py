@@ -1,0 +1,188 @@
+"""report.html: self-contained, every figure decodes in a real browser, the tables are there;
+`ginmi report` rebuilds it without training; the claim verdicts follow their rules."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ginmi.cli import main
+from ginmi.report import DOES_NOT_HOLD, HOLDS, NOT_EVALUATED, evaluate_claims, reported_results, write_report
+from tiny_run import tiny_run
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+
+
+@pytest.fixture(scope="module")
+def run():
+    return tiny_run()
+
+
+def _browser():
+    """Headless Chromium through Selenium, or skip with the reason."""
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install selenium)")
+    from selenium.webdriver.chrome.service import Service
+
+    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
+        pytest.skip("chromium / chromedriver not found (Debian packages chromium and chromium-driver)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    profile = tempfile.mkdtemp(prefix="ginmi-chromium-")
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--no-first-run", f"--user-data-dir={profile}"):
+        options.add_argument(flag)
+    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options), profile
+
+
+def test_report_renders_in_headless_chromium(run):
+    html = (run / "report.html").read_text()
+    n_figures = len(list((run / "figures").glob("*.png")))
+    driver, profile = _browser()
+    try:
+        driver.set_page_load_timeout(60)
+        driver.get((run / "report.html").resolve().as_uri())
+        images = driver.find_elements("tag name", "img")
+        assert len(images) == n_figures > 10
+        for img in images:
+            decoded = driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth;", img)
+            assert decoded and decoded > 0, f"figure {img.get_attribute('alt')} did not decode"
+        for table_id in ("claims", "summary", "accuracy_vs_k", "auroc_vs_k", "criteria", "config", "timing",
+                         "environment"):
+            assert driver.find_elements("css selector", f"table#{table_id}"), f"table {table_id} missing"
+        claim_rows = driver.find_elements("css selector", "table#claims tbody tr")
+        assert len(claim_rows) == len(reported_results()["synthetic"]["claims"])
+        text = driver.find_element("tag name", "body").text
+        assert "Bayes bound" in text and "holds" in text
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+    assert html.count('src="data:image/png;base64,') == n_figures
+
+
+def test_report_is_self_contained(run):
+    html = (run / "report.html").read_text()
+    assert not re.search(r'(src|href)\s*=\s*"(?!data:)', html), "the report must not load anything from elsewhere"
+    assert "<script" not in html and "@import" not in html
+
+
+def test_ginmi_report_rebuilds_without_training(run, capsys):
+    copy_dir = Path(tempfile.mkdtemp()) / "copy"
+    shutil.copytree(run, copy_dir)
+    shutil.rmtree(copy_dir / "figures")
+    (copy_dir / "report.html").unlink()
+    model_bytes = (copy_dir / "model.pt").read_bytes()
+    assert main(["report", str(copy_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "report.html" in out and "figures redrawn" in out
+    original = {p.name for p in (run / "figures").glob("*.png")}
+    assert {p.name for p in (copy_dir / "figures").glob("*.png")} == original
+    assert (copy_dir / "report.html").is_file()
+    assert (copy_dir / "model.pt").read_bytes() == model_bytes
+    assert main(["report", str(copy_dir), "--no-figures"]) == 0
+    assert main(["report", str(copy_dir.parent / "nope")]) == 2
+    assert "no results.json" in capsys.readouterr().err
+
+
+def test_generic_report_for_other_commands(tmp_path):
+    results = {
+        "command": "images",
+        "config": {"epochs": 1, "dataset": "digits"},
+        "criteria": {"mi": {"order": [3, 1, 2], "selected": [3], "reason": "top-k"},
+                     "var": {"order": [1, 2, 3], "selected": [1], "reason": "top-k"}},
+        "accuracy_vs_k": {"ks": [1, 5, 30], "mi": [0.5, 0.9, 0.94], "var": [0.2, 0.4, 0.6]},
+        "best_accuracy": {"mi": 0.93},
+        "paper": {"best_accuracy": {"mi": 0.9415, "var": 0.875}},
+        "claims": [{"claim": "MI beats VAR", "measured": "0.93 vs 0.60", "verdict": HOLDS, "rule": "MI > VAR"}],
+        "timing": {"total_seconds": 1.5},
+        "environment": {"python": "3.11"},
+    }
+    (tmp_path / "figures").mkdir()
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure(figsize=(1, 1))
+    fig.savefig(tmp_path / "figures" / "decay.png")
+    plt.close(fig)
+    (tmp_path / "results.json").write_text(json.dumps(results))
+    html = write_report(tmp_path).read_text()
+    assert 'id="paper"' in html and "0.9415" in html and "0.93" in html
+    assert 'id="accuracy_vs_k"' in html and "<td class=\"num\">30</td>" in html
+    assert "MI beats VAR" in html and html.count("data:image/png;base64,") == 1
+
+
+def _trial(seed: int, mi_ok: bool = True, var_ok: bool = False, noise: float = 1.0) -> dict:
+    """A hand-made trial entry with the keys the claim rules read."""
+    d = 10
+    mi_acc = [0.6, 0.78] + [0.78] * (d - 2)
+    var_acc = [0.25, 0.27] + [0.3] * (d - 3) + [0.78]
+    low = noise < 0.1
+    true_std = [3.0, 3.5] + [noise] * (d - 2)
+    ratio = [0.5, 0.5] + [0.6] * (d - 2)
+    return {
+        "seed": seed,
+        "recovery": {"mi": {"top_n_correct": mi_ok, "selected_correct": mi_ok},
+                     "var": {"top_n_correct": var_ok, "selected_correct": var_ok}},
+        "criteria": {"mi": {"sorted_scores": [1.0, 0.5] + [0.01] * (d - 2)}},
+        "accuracy_vs_k": {"mi": mi_acc, "var": var_acc, "bayes_bound": 0.79},
+        "auroc_vs_k": {"mi": [0.95] + [1.0] * (d - 1), "var": [0.5, 0.6] + [0.9] * (d - 2)},
+        "mcc": {"all": 0.97, "informative": 0.99},
+        "correlation": np.eye(d).tolist(),
+        "std_preservation": {"ratio": ratio, "log10_ratio_range": float(np.log10(0.6 / 0.5)),
+                             "log10_true_std_range": float(np.log10(3.5 / noise)) if low else 0.54},
+        "training": {"final_loss": 1.0},
+        "timing": {"train_seconds": 1.0},
+    }
+
+
+def _results(variants: dict) -> dict:
+    return {"command": "synthetic", "true_informative": [0, 1],
+            "variants": {name: {"noise_std": noise, "stats": stats, "trials": trials}
+                         for name, (noise, stats, trials) in variants.items()}}
+
+
+def test_claim_rules_on_hand_made_results():
+    good = _results({
+        "main": (1.0, "trainable", [_trial(0), _trial(1)]),
+        "low-noise": (1e-2, "trainable", [_trial(0, var_ok=True, noise=1e-2), _trial(1, var_ok=True, noise=1e-2)]),
+        "batch-stats": (1.0, "batch", [_trial(0), _trial(1)]),
+    })
+    claims = evaluate_claims(good)
+    assert [c["verdict"] for c in claims] == [HOLDS] * 7
+    assert all(c["rule"] and c["measured"] for c in claims)
+    # VAR right in high noise: claim 1 fails; MI wrong once: claims 1 and 7 fail
+    bad = copy.deepcopy(good)
+    bad["variants"]["main"]["trials"][1] = _trial(1, mi_ok=False, var_ok=True)
+    verdicts = [c["verdict"] for c in evaluate_claims(bad)]
+    assert verdicts[0] == DOES_NOT_HOLD and verdicts[6] == DOES_NOT_HOLD
+    # accuracy far below the Bayes bound
+    far = copy.deepcopy(good)
+    for t in far["variants"]["main"]["trials"]:
+        t["accuracy_vs_k"]["mi"][1] = 0.6
+    assert evaluate_claims(far)[2]["verdict"] == DOES_NOT_HOLD
+    # AUROC of VAR close to MI's at k = 1
+    close = copy.deepcopy(good)
+    for t in close["variants"]["main"]["trials"]:
+        t["auroc_vs_k"]["var"][0] = 0.9
+    assert evaluate_claims(close)[3]["verdict"] == DOES_NOT_HOLD
+    # low noise without VAR recovery, and a low MCC
+    other = copy.deepcopy(good)
+    other["variants"]["low-noise"]["trials"] = [_trial(0, noise=1e-2), _trial(1, noise=1e-2)]
+    other["variants"]["main"]["trials"][0]["mcc"]["all"] = 0.7
+    verdicts = [c["verdict"] for c in evaluate_claims(other)]
+    assert verdicts[4] == DOES_NOT_HOLD and verdicts[5] == DOES_NOT_HOLD
+    # settings not run
+    only_main = _results({"main": (1.0, "trainable", [_trial(0)])})
+    verdicts = [c["verdict"] for c in evaluate_claims(only_main)]
+    assert verdicts[4] == NOT_EVALUATED and verdicts[6] == NOT_EVALUATED and verdicts[0] == HOLDS

@@ -1,0 +1,23 @@
+"""One tiny ``ginmi synthetic`` run shared by the report and pipeline tests (made once per session)."""
+
+from __future__ import annotations
+
+import functools
+import tempfile
+from pathlib import Path
+
+from ginmi.cli import main
+
+TINY = ["--n-samples", "600", "--epochs", "2", "--batch-size", "120", "--warmup-steps", "3", "--n-test", "200",
+        "--no-progress"]
+TRIALS = 2
+VARIANTS = ["main", "low-noise", "batch-stats"]
+
+
+@functools.lru_cache(maxsize=None)
+def tiny_run() -> Path:
+    """Run folder of ``ginmi synthetic`` at tiny sizes with 2 trials and 3 variants."""
+    run = Path(tempfile.mkdtemp(prefix="ginmi-tiny-")) / "run"
+    code = main(["synthetic", *TINY, "--trials", str(TRIALS), "--variants", *VARIANTS, "--out", str(run)])
+    assert code == 0
+    return run
