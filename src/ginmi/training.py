@@ -1,9 +1,22 @@
 """Training of a :class:`~ginmi.model.GINModel` by maximum likelihood (paper Eq. 5).
 
-One trainer serves vector and image data. Data already in memory are batched by index slices
-of one shuffled permutation per epoch (no DataLoader overhead). Adam with a multi-step decay
-by ``gamma``; small Gaussian input noise as in the GIN reference; optional gradient clipping and
-learning-rate warm-up; a non-finite loss stops training with a message naming the step.
+One trainer serves vector and image data, in one process or data-parallel under ``torchrun``
+(:mod:`ginmi.distributed`). Data already in memory are shuffled once per epoch with one gather
+and one noise draw (no DataLoader, no per-step indexing copy); batches are contiguous slices.
+Adam with a multi-step decay by ``gamma``; small Gaussian input noise as in the GIN reference;
+optional gradient clipping and learning-rate warm-up.
+
+Speed: in one process the trainable parameters are packed into one flat buffer (their ``.data``
+and ``.grad`` are views of it), so zeroing, clipping and the fused Adam update are each one
+kernel instead of one per tensor. The function computed is unchanged.
+
+Robustness: with ``checkpoint_dir`` a checkpoint (model, optimizer, scheduler, epoch, step,
+RNG states, history) is written atomically every ``checkpoint_every`` epochs, and
+``resume=True`` continues from it exactly. A non-finite loss, gradient or parameter stops
+training with :class:`DivergenceError` naming the step, and the last good checkpoint is kept.
+
+Several independent models (trials with different seeds) train together, vectorised over
+stacked parameters, with :func:`train_many`.
 
 Example:
     >>> import torch
@@ -18,20 +31,34 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import math
+import os
 import time
-from dataclasses import dataclass, field
-from typing import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from ginmi import distributed as dist
+from ginmi.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from ginmi.config import option
 from ginmi.model import GINModel
 
-__all__ = ["TrainConfig", "DivergenceError", "resolve_device", "fit_standardization", "lr_factor", "train", "evaluate_loss"]
+__all__ = [
+    "TrainConfig",
+    "DivergenceError",
+    "resolve_device",
+    "fit_standardization",
+    "lr_factor",
+    "train",
+    "train_many",
+    "evaluate_loss",
+]
 
 
 @dataclass
@@ -39,7 +66,7 @@ class TrainConfig:
     """Optimisation settings; defaults are the paper's (Adam, lr 1e-2, batch 240, decay by 0.1)."""
 
     epochs: int = option(60, "training epochs")
-    batch_size: int = option(240, "batch size (the paper's 240)")
+    batch_size: int = option(240, "batch size (the paper's 240); under torchrun the global batch over all processes")
     lr: float = option(1e-2, "initial Adam learning rate (the paper's 1e-2)")
     milestones: tuple[float, ...] = option(
         (0.5, 0.8), "epochs at which the learning rate is multiplied by --gamma; values < 1 are fractions of --epochs"
@@ -51,6 +78,10 @@ class TrainConfig:
     weight_decay: float = option(0.0, "Adam weight decay")
     seed: int = option(0, "random seed of data, initialisation and batching")
     device: str = option("auto", "torch device: auto (CUDA when available), cpu, cuda, cuda:1, ...")
+    checkpoint_every: int = option(
+        1, "write RUN/checkpoint.pt (atomically) every this many epochs and at the end (0: only at the end)"
+    )
+    resume: bool = option(False, "continue from RUN/checkpoint.pt of the same --out folder (same options), exactly")
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size"):
@@ -60,14 +91,20 @@ class TrainConfig:
             raise ValueError(f"lr must be positive, got {self.lr}")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise ValueError(f"grad_clip must be positive or None, got {self.grad_clip}")
+        if self.checkpoint_every < 0:
+            raise ValueError(f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
 
     def milestone_epochs(self) -> list[int]:
         """Milestones given as fractions of the run (< 1) or as epoch numbers (>= 1)."""
         return sorted({int(round(m * self.epochs)) if m < 1 else int(m) for m in self.milestones})
 
 
+# options that may differ between an interrupted run and its resumption
+_RESUME_FREE = ("resume", "checkpoint_every", "device")
+
+
 class DivergenceError(RuntimeError):
-    """Training produced a non-finite loss or parameter."""
+    """Training produced a non-finite loss, gradient or parameter."""
 
 
 def resolve_device(device: str) -> torch.device:
@@ -97,14 +134,104 @@ def fit_standardization(model: GINModel, x: Tensor) -> None:
 
 def lr_factor(config: TrainConfig, step: int, steps_per_epoch: int) -> float:
     """Learning-rate multiplier at ``step``: linear warm-up, then ``gamma`` per milestone passed."""
-    warmup = min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps > 0 else 1.0
-    epoch = step // steps_per_epoch
-    return warmup * config.gamma ** sum(epoch >= m for m in config.milestone_epochs())
+    return _LRSchedule(config, steps_per_epoch)(step)
 
 
-def _batches(n: int, batch_size: int, generator: torch.Generator) -> list[Tensor]:
-    perm = torch.randperm(n, generator=generator)
-    return list(perm.split(batch_size))
+class _LRSchedule:
+    """:func:`lr_factor` with the milestones computed once (it runs every step)."""
+
+    def __init__(self, config: TrainConfig, steps_per_epoch: int) -> None:
+        self.warmup = config.warmup_steps
+        self.gamma = config.gamma
+        self.steps_per_epoch = steps_per_epoch
+        self.milestones = config.milestone_epochs()
+
+    def __call__(self, step: int) -> float:
+        warmup = min(1.0, (step + 1) / self.warmup) if self.warmup > 0 else 1.0
+        epoch = step // self.steps_per_epoch
+        return warmup * self.gamma ** sum(epoch >= m for m in self.milestones)
+
+
+class _FlatParameters:
+    """Pack parameters into one flat buffer: each ``p.data`` and ``p.grad`` becomes a view of it.
+
+    Autograd accumulates into the existing ``.grad`` views in place, so after ``backward`` the
+    whole gradient is ``self.flat.grad``; one fused Adam step on ``self.flat`` updates every
+    parameter. :meth:`unpack` gives each parameter its own storage back.
+    """
+
+    def __init__(self, params: Sequence[nn.Parameter]) -> None:
+        self.params = list(params)
+        with torch.no_grad():
+            self.flat = nn.Parameter(torch.cat([p.detach().reshape(-1) for p in self.params]))
+        self.flat.grad = torch.zeros_like(self.flat)
+        offset = 0
+        for p in self.params:
+            n = p.numel()
+            p.data = self.flat.data[offset:offset + n].view_as(p)
+            p.grad = self.flat.grad[offset:offset + n].view_as(p)
+            offset += n
+
+    def unpack(self) -> None:
+        for p in self.params:
+            p.data = p.data.clone()
+            p.grad = None
+
+
+def _adam(params: list[Tensor], config: TrainConfig) -> torch.optim.Adam:
+    """Adam with the fused kernel where this torch build has it, else the multi-tensor one."""
+    try:
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, foreach=True)
+
+
+def _generators(seed: int, device: torch.device) -> tuple[torch.Generator, torch.Generator]:
+    """Private RNGs of one run: batch order (CPU) and input noise (on the data's device)."""
+    order = torch.Generator().manual_seed(int(seed))
+    noise = torch.Generator(device=device).manual_seed(int(seed) + 0x5EED)
+    return order, noise
+
+
+def _epoch_data(x: Tensor, u: Tensor, config: TrainConfig, order: torch.Generator,
+                noise: torch.Generator) -> tuple[Tensor, Tensor]:
+    """The epoch's shuffled copy of the data, input noise included: one gather and one draw."""
+    perm = torch.randperm(len(x), generator=order).to(x.device)
+    xe, ue = x.index_select(0, perm), u.index_select(0, perm)
+    if config.input_noise > 0:
+        xe.add_(torch.randn(xe.shape, generator=noise, device=x.device, dtype=x.dtype), alpha=config.input_noise)
+    return xe, ue
+
+
+def _skipped_batches(model: GINModel, ue: Tensor, batch_size: int) -> list[bool]:
+    """With batch statistics, batches in which a class has fewer than 2 samples (std undefined)."""
+    if model.stats != "batch":
+        return [False] * math.ceil(len(ue) / batch_size)
+    batch = torch.arange(len(ue), device=ue.device) // batch_size
+    counts = torch.zeros(int(batch[-1]) + 1, model.n_classes, dtype=torch.long, device=ue.device)
+    counts.index_put_((batch, ue), torch.ones_like(ue), accumulate=True)
+    return (counts.min(1).values < 2).tolist()
+
+
+def _divergence(what: str, epoch: int, step: int, config: TrainConfig, checkpoint: Path | None,
+                good_epoch: int | None) -> DivergenceError:
+    kept = (f"; the last good checkpoint (epoch {good_epoch}) is kept in {checkpoint}"
+            if checkpoint is not None and good_epoch is not None else "")
+    return DivergenceError(
+        f"non-finite {what} at step {step} (epoch {epoch}){kept}; lower the learning rate "
+        f"(--lr, now {config.lr:g}, e.g. --lr {config.lr / 10:g}) or clip gradients (--grad-clip)"
+    )
+
+
+def _config_fingerprint(config: TrainConfig) -> dict[str, Any]:
+    from ginmi.config import flatten
+
+    return {k: v for k, v in flatten(config).items() if k not in _RESUME_FREE}
+
+
+@torch.no_grad()
+def _batched_transform(model: GINModel, x: Tensor, batch_size: int = 4096) -> Tensor:
+    return torch.cat([model.transform(xb) for xb in x.split(batch_size)])
 
 
 def train(
@@ -115,58 +242,235 @@ def train(
     *,
     progress: bool = True,
     on_epoch: Callable[[int, float], None] | None = None,
+    on_step: Callable[[int, float], None] | None = None,
+    checkpoint_dir: str | os.PathLike | None = None,
 ) -> dict[str, list[float]]:
     """Train ``model`` in place on ``(x, u)`` and return the loss history.
 
     ``u`` holds class indices ``0..n_classes-1``. With batch statistics, batches in which a
     class has fewer than 2 samples are skipped (their std is undefined), as in the reference.
+    ``on_step(step, loss)`` is called after every optimizer step (``step`` counts from 1) and
+    ``on_epoch(epoch, loss)`` after every epoch (``epoch`` counts from 0), on the main process.
+    With ``checkpoint_dir``, ``checkpoint.pt`` is written there (see :class:`TrainConfig`);
+    with ``config.resume`` training continues from it when it exists.
+
+    Under ``torchrun`` (``WORLD_SIZE`` > 1) the model is trained data-parallel with
+    ``DistributedDataParallel``: every process draws the same global batch and takes its share,
+    so the result equals one process with the same ``batch_size``.
     """
-    device = resolve_device(config.device)
+    ctx = dist.init_from_env(config.device)
+    device = ctx.device if ctx.world_size > 1 else resolve_device(config.device)
     torch.manual_seed(config.seed)
-    generator = torch.Generator().manual_seed(config.seed)
+    order_gen, noise_gen = _generators(config.seed, device)
     model.to(device).train()
     x, u = x.to(device), u.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    flat = _FlatParameters(params) if ctx.world_size == 1 else None
+    opt_params = [flat.flat] if flat is not None else params
+    optimizer = _adam(opt_params, config)
     steps_per_epoch = math.ceil(len(x) / config.batch_size)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(config, s, steps_per_epoch))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _LRSchedule(config, steps_per_epoch))
+    objective = dist.wrap_objective(model, ctx) if ctx.world_size > 1 else None
     history: dict[str, list[float]] = {"step_loss": [], "epoch_loss": [], "epoch_seconds": []}
-    step = 0
-    bar = tqdm(range(config.epochs), desc="training", unit="epoch", disable=not progress, leave=False)
-    for epoch in bar:
-        t0, losses = time.perf_counter(), []
-        for idx in _batches(len(x), config.batch_size, generator):
-            xb, ub = x[idx], u[idx]
-            if model.stats == "batch" and torch.bincount(ub, minlength=model.n_classes).min() < 2:
-                continue
-            if config.input_noise > 0:
-                xb = xb + config.input_noise * torch.randn_like(xb)
-            loss = model.loss(xb, ub)
-            if not torch.isfinite(loss):
-                raise DivergenceError(
-                    f"non-finite loss at epoch {epoch + 1}, step {step + 1}; lower the learning rate "
-                    f"(--lr, now {config.lr:g}) or enable gradient clipping (--grad-clip)"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            losses.append(loss.item())
-            step += 1
-        epoch_loss = float(np.mean(losses)) if losses else math.nan
-        history["step_loss"].extend(losses)
-        history["epoch_loss"].append(epoch_loss)
-        history["epoch_seconds"].append(time.perf_counter() - t0)
-        bar.set_postfix(loss=f"{epoch_loss:.4f}")
-        if on_epoch is not None:
-            on_epoch(epoch, epoch_loss)
+    ckpt_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
+    start_epoch, step, good_epoch = 0, 0, None
+    if config.resume and ckpt_path is not None and ckpt_path.is_file():
+        state = load_checkpoint(ckpt_path, map_location=device)
+        if state["config"] != _config_fingerprint(config):
+            diff = sorted(k for k in set(state["config"]) | set(_config_fingerprint(config))
+                          if state["config"].get(k) != _config_fingerprint(config).get(k))
+            raise ValueError(f"cannot resume from {ckpt_path}: it was written with other training options "
+                             f"({', '.join(diff)}); use the same options or another --out folder")
+        with torch.no_grad():
+            model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        order_gen.set_state(state["rng"]["order"])
+        noise_gen.set_state(state["rng"]["noise"].to(noise_gen.get_state().device))
+        torch.set_rng_state(state["rng"]["torch"])
+        history = {k: list(v) for k, v in state["history"].items()}
+        start_epoch, step = int(state["epoch"]), int(state["step"])
+        good_epoch = start_epoch
+    main = ctx.rank == 0
+    bar = tqdm(range(start_epoch, config.epochs), desc="training", unit="epoch",
+               disable=not (progress and main), leave=False, initial=start_epoch, total=config.epochs)
+    grads = flat.flat.grad if flat is not None else None
+    try:
+        for epoch in bar:
+            t0, losses = time.perf_counter(), []
+            xe, ue = _epoch_data(x, u, config, order_gen, noise_gen)
+            skipped = _skipped_batches(model, ue, config.batch_size)
+            for i, (xb, ub) in enumerate(zip(xe.split(config.batch_size), ue.split(config.batch_size))):
+                if skipped[i]:
+                    continue
+                if objective is None:
+                    loss = model.loss(xb, ub)
+                    grads.zero_()
+                    loss.backward()
+                    value = loss.item()
+                else:
+                    optimizer.zero_grad(set_to_none=True)
+                    loss, value = objective(xb, ub)
+                    loss.backward()
+                step += 1
+                if not math.isfinite(value):
+                    raise _divergence("loss", epoch + 1, step, config, ckpt_path, good_epoch)
+                if config.grad_clip is not None:
+                    if grads is not None:
+                        norm = torch.linalg.vector_norm(grads)
+                        grads.mul_(torch.clamp(config.grad_clip / (norm + 1e-6), max=1.0))
+                    else:
+                        norm = torch.nn.utils.clip_grad_norm_(params, config.grad_clip, foreach=True)
+                    if not torch.isfinite(norm):
+                        raise _divergence("gradient", epoch + 1, step, config, ckpt_path, good_epoch)
+                optimizer.step()
+                scheduler.step()
+                losses.append(value)
+                if on_step is not None and main:
+                    on_step(step, value)
+            if not all(bool(torch.isfinite(p).all()) for p in ([flat.flat] if flat is not None else params)):
+                raise _divergence("parameter", epoch + 1, step, config, ckpt_path, good_epoch)
+            epoch_loss = float(np.mean(losses)) if losses else math.nan
+            history["step_loss"].extend(losses)
+            history["epoch_loss"].append(epoch_loss)
+            history["epoch_seconds"].append(time.perf_counter() - t0)
+            bar.set_postfix(loss=f"{epoch_loss:.4f}")
+            last = epoch + 1 == config.epochs
+            every = config.checkpoint_every
+            if ckpt_path is not None and (last or (every > 0 and (epoch + 1) % every == 0)):
+                if main:
+                    save_checkpoint(ckpt_path, {
+                        "model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+                        "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(),
+                        "epoch": epoch + 1,
+                        "step": step,
+                        "rng": {"order": order_gen.get_state(), "noise": noise_gen.get_state().cpu(),
+                                "torch": torch.get_rng_state()},
+                        "history": history,
+                        "config": _config_fingerprint(config),
+                    })
+                good_epoch = epoch + 1
+            if on_epoch is not None and main:
+                on_epoch(epoch, epoch_loss)
+    finally:
+        if flat is not None:
+            flat.unpack()
+        bar.close()
     model.eval()
     if model.stats == "batch":
         with torch.no_grad():
-            model.set_class_statistics(model.transform(x), u)
+            model.set_class_statistics(_batched_transform(model, x), u)
     return history
+
+
+def train_many(
+    models: Sequence[GINModel],
+    xs: Sequence[Tensor] | Tensor,
+    us: Sequence[Tensor] | Tensor,
+    config: TrainConfig,
+    *,
+    seeds: Sequence[int] | None = None,
+    progress: bool = True,
+) -> list[dict[str, list[float]]]:
+    """Train several independent models of one architecture at once, each on its own data.
+
+    The models' parameters are stacked and one vectorised step (``torch.func.vmap`` over
+    ``functional_call``) updates all of them, so N trials cost far less than N runs. Model ``k``
+    follows :func:`train` with ``seed = seeds[k]`` (default ``config.seed + k``): same batch
+    order, input noise, Adam state, clipping (per model) and schedule, so its result equals
+    ``train(models[k], xs[k], us[k], replace(config, seed=seeds[k]))`` up to rounding.
+    All data sets must have the same size. Returns one history per model.
+    """
+    from torch.func import functional_call, stack_module_state, vmap
+
+    n_models = len(models)
+    if n_models == 0:
+        raise ValueError("train_many needs at least one model")
+    if len(xs) != n_models or len(us) != n_models:
+        raise ValueError(f"{n_models} models but {len(xs)} data sets and {len(us)} label sets")
+    sizes = {len(x) for x in xs}
+    if len(sizes) != 1:
+        raise ValueError(f"train_many needs data sets of equal size, got sizes {sorted(sizes)}")
+    def shape_of(m: GINModel) -> tuple[Any, ...]:
+        return {k: v for k, v in m.arch.items() if k != "seed"}, m.stats, m.n_classes
+
+    if any(shape_of(m) != shape_of(models[0]) for m in models):
+        raise ValueError("train_many needs models of the same architecture and statistics")
+    seeds = list(seeds) if seeds is not None else [config.seed + k for k in range(n_models)]
+    device = resolve_device(config.device)
+    torch.manual_seed(seeds[0])
+    for m in models:
+        m.to(device).train()
+    xs = torch.stack([torch.as_tensor(x) for x in xs]).to(device)
+    us = torch.stack([torch.as_tensor(u) for u in us]).to(device)
+    n = xs.shape[1]
+    params, buffers = stack_module_state(list(models))
+    trainable = {k: v for k, v in params.items() if dict(models[0].named_parameters())[k].requires_grad}
+    frozen = {k: v.detach() for k, v in params.items() if k not in trainable}
+    names = list(trainable)
+    leaves = [nn.Parameter(trainable[k].detach().clone()) for k in names]
+    base = copy.deepcopy(models[0]).to("meta")
+
+    def loss_one(p: dict[str, Tensor], b: dict[str, Tensor], xb: Tensor, ub: Tensor) -> Tensor:
+        return functional_call(base, (p, b), (xb, ub), kwargs={}, strict=False, tie_weights=False)
+
+    base.forward = base.loss  # functional_call calls forward: make it the loss
+    batched_loss = vmap(loss_one, in_dims=(0, 0, 0, 0))
+    optimizer = _adam(leaves, config)
+    steps_per_epoch = math.ceil(n / config.batch_size)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _LRSchedule(config, steps_per_epoch))
+    gens = [_generators(s, device) for s in seeds]
+    histories = [{"step_loss": [], "epoch_loss": [], "epoch_seconds": []} for _ in models]
+    bar = tqdm(range(config.epochs), desc=f"training {n_models} models", unit="epoch",
+               disable=not progress, leave=False)
+    step = 0
+    for epoch in bar:
+        t0 = time.perf_counter()
+        epoch_data = [_epoch_data(xs[k], us[k], config, *gens[k]) for k in range(n_models)]
+        xe = torch.stack([d[0] for d in epoch_data])
+        ue = torch.stack([d[1] for d in epoch_data])
+        skipped = [_skipped_batches(models[k], ue[k], config.batch_size) for k in range(n_models)]
+        if any(any(s) != any(skipped[0]) or s != skipped[0] for s in skipped):
+            raise ValueError("with batch statistics, train_many needs the same batches skipped in every model; "
+                             "train these models one by one with train()")
+        losses = []
+        for i, (xb, ub) in enumerate(zip(xe.split(config.batch_size, 1), ue.split(config.batch_size, 1))):
+            if skipped[0][i]:
+                continue
+            for p in leaves:
+                p.grad = None
+            loss = batched_loss(dict(zip(names, leaves)) | frozen, buffers, xb, ub)
+            loss.sum().backward()
+            step += 1
+            value = loss.detach()
+            if not torch.isfinite(value).all():
+                bad = int(torch.nonzero(~torch.isfinite(value))[0])
+                raise _divergence(f"loss of model {bad}", epoch + 1, step, config, None, None)
+            if config.grad_clip is not None:
+                sq = sum(p.grad.reshape(n_models, -1).pow(2).sum(1) for p in leaves)
+                coef = torch.clamp(config.grad_clip / (sq.sqrt() + 1e-6), max=1.0)
+                for p in leaves:
+                    p.grad.mul_(coef.reshape(-1, *[1] * (p.dim() - 1)))
+            optimizer.step()
+            scheduler.step()
+            losses.append(value)
+        seconds = time.perf_counter() - t0
+        table = torch.stack(losses).T.tolist() if losses else [[] for _ in models]
+        for k, h in enumerate(histories):
+            h["step_loss"].extend(table[k])
+            h["epoch_loss"].append(float(np.mean(table[k])) if table[k] else math.nan)
+            h["epoch_seconds"].append(seconds)
+    with torch.no_grad():
+        for k, m in enumerate(models):
+            for name, p in zip(names, leaves):
+                dict(m.named_parameters())[name].copy_(p[k])
+            if not all(bool(torch.isfinite(p).all()) for p in m.parameters()):
+                raise _divergence(f"parameter of model {k}", config.epochs, step, config, None, None)
+            m.eval()
+            if m.stats == "batch":
+                m.set_class_statistics(_batched_transform(m, xs[k]), us[k])
+    return histories
 
 
 @torch.no_grad()
