@@ -186,3 +186,26 @@ def test_claim_rules_on_hand_made_results():
     only_main = _results({"main": (1.0, "trainable", [_trial(0)])})
     verdicts = [c["verdict"] for c in evaluate_claims(only_main)]
     assert verdicts[4] == NOT_EVALUATED and verdicts[6] == NOT_EVALUATED and verdicts[0] == HOLDS
+
+
+def test_fit_runs_get_the_downstream_tasks_and_a_report(tmp_path, capsys):
+    from ginmi.data.synthetic import make_synthetic, sample_ood
+
+    data = make_synthetic(700, seed=3)
+    np.savez(tmp_path / "train.npz", x=data.x[:500], u=data.u[:500])
+    np.savez(tmp_path / "test.npz", x=data.x[500:], u=data.u[500:])
+    np.savez(tmp_path / "ood.npz", x=sample_ood(data, 200, seed=1)[0])
+    run = tmp_path / "run"
+    args = ["fit", str(tmp_path / "train.npz"), "--test-data", str(tmp_path / "test.npz"), "--ood-data",
+            str(tmp_path / "ood.npz"), "--epochs", "2", "--batch-size", "100", "--no-progress", "--out", str(run)]
+    assert main(args) == 0
+    results = json.loads((run / "results.json").read_text())
+    assert len(results["accuracy_vs_k"]["mi"]) == len(results["auroc_vs_k"]["var"]) == 10
+    assert results["accuracy_vs_k"]["evaluated_on"].endswith("test.npz")
+    assert np.asarray(results["feature_correlation"]).shape == (10, 10)
+    html = (run / "report.html").read_text()
+    assert 'id="accuracy_vs_k"' in html and 'id="auroc_vs_k"' in html and "feature_correlation.png" in html
+    # a test file with an unseen label fails before anything is written
+    np.savez(tmp_path / "bad.npz", x=data.x[:5], u=np.full(5, 9))
+    assert main([*args[:3], str(tmp_path / "bad.npz"), "--out", str(tmp_path / "bad")]) == 2
+    assert "labels not seen in training" in capsys.readouterr().err and not (tmp_path / "bad").exists()

@@ -27,9 +27,12 @@ from ginmi.pipelines.common import (
     write_run_config,
 )
 from ginmi.selection import SelectionConfig, score_criteria
+from ginmi.tasks.classification import PRIORS, accuracy_vs_k
+from ginmi.tasks.identifiability import abs_correlation
+from ginmi.tasks.ood import auroc_vs_k, log_density, roc
 from ginmi.training import TrainConfig
 
-__all__ = ["FitConfig", "run_fit", "TransformConfig", "run_transform"]
+__all__ = ["FitConfig", "run_fit", "TransformConfig", "run_transform", "write_figures"]
 
 
 @dataclass
@@ -38,12 +41,111 @@ class FitConfig:
 
     data: str = option("", "the data file: .npz (arrays x, u) or .csv", cli=False)
     label_column: str = option("label", "name of the label column of a CSV file")
+    test_data: str | None = option(None, "labelled held-out file for classification vs k "
+                                         "(default: the training data, i.e. training accuracy)")
+    ood_data: str | None = option(None, "file of outliers (features only) for OOD detection: AUROC vs k")
+    prior: str = option("empirical", "class prior p(u) of the Bayes classifier and the OOD density", choices=PRIORS)
+    report: bool = option(True, "write report.html into the run folder")
     out: str | None = option(None, "run folder (default runs/fit-<timestamp>)")
     progress: bool = option(True, "show progress bars")
     model: VectorModelConfig = field(default_factory=VectorModelConfig, metadata={"help": "model"})
     train: TrainConfig = field(default_factory=TrainConfig, metadata={"help": "training"})
     selection: SelectionConfig = field(default_factory=SelectionConfig, metadata={"help": "selection"})
     log: LogConfig = field(default_factory=LogConfig, metadata={"help": "experiment logs"})
+
+
+def _features_like(path: str, n_features: int, label_column: str, *, labels: bool) -> tuple[np.ndarray, Any]:
+    """Features (and labels) of an evaluation file, checked against the training data's width."""
+    table = load_table(path, label_column=label_column, require_labels=labels)
+    x = check_features(table.x, f"features of {path}")
+    if x.shape[1] != n_features:
+        raise ValueError(f"{path} has {x.shape[1]} features but the training data have {n_features}; "
+                         "use the same columns")
+    return x, table.u
+
+
+def _evaluation_files(config: FitConfig, n_features: int, classes: list[Any]) -> dict[str, Any]:
+    """The ``--test-data`` and ``--ood-data`` files, read and checked before anything is trained or written."""
+    files: dict[str, Any] = {}
+    if config.test_data:
+        x, raw = _features_like(config.test_data, n_features, config.label_column, labels=True)
+        index = {c: i for i, c in enumerate(classes)}
+        values = [v.item() if hasattr(v, "item") else v for v in np.asarray(raw).reshape(-1)]
+        unknown = sorted({str(v) for v in values if v not in index})
+        if unknown:
+            raise ValueError(f"{config.test_data} has labels not seen in training: {unknown[:5]}")
+        files["test"] = (x, np.array([index[v] for v in values]))
+    if config.ood_data:
+        files["ood"] = _features_like(config.ood_data, n_features, config.label_column, labels=False)[0]
+    return files
+
+
+def _downstream(config: FitConfig, model: Any, x: np.ndarray, u: np.ndarray, criteria: dict[str, Any],
+                files: dict[str, Any]) -> dict[str, Any]:
+    """Classification vs k (test file or training data), OOD AUROC vs k (with an outlier file) and the
+    |correlation| of each latent with each input feature."""
+    out: dict[str, Any] = {}
+    eval_x, eval_u = files.get("test", (x, u))
+    where = str(config.test_data) if "test" in files else "training data"
+    w_eval = compute_latents(model, eval_x)
+    out["accuracy_vs_k"] = {name: accuracy_vs_k(model, w_eval, eval_u, sel.order.tolist(), prior=config.prior)
+                            for name, sel in criteria.items()}
+    out["accuracy_vs_k"]["evaluated_on"] = where
+    if "ood" in files:
+        x_ood = files["ood"]
+        w_ood = compute_latents(model, x_ood)
+        out["auroc_vs_k"] = {name: auroc_vs_k(model, w_eval, w_ood, sel.order.tolist(), prior=config.prior)
+                             for name, sel in criteria.items()}
+        out["auroc_vs_k"].update(normal=where, outliers=str(config.ood_data), n_outliers=len(x_ood))
+        k = max(1, len(criteria["mi"].selected))
+        grid = np.linspace(0.0, 1.0, 101)
+        out["roc"] = {"k": k, "fpr": grid.tolist()}
+        for name, sel in criteria.items():
+            dims = sel.order[:k].tolist()
+            fpr, tpr = roc(log_density(model, w_eval, dims, config.prior), log_density(model, w_ood, dims, config.prior))
+            out["roc"][name] = np.interp(grid, fpr, tpr).tolist()
+    out["feature_correlation"] = abs_correlation(compute_latents(model, x), x).tolist()
+    return out
+
+
+def write_figures(run_dir: str | Path, results: dict[str, Any]) -> list[Path]:
+    """Figures of a ``fit`` run from its results and saved model (the data file is read again)."""
+    run_dir = Path(run_dir)
+    fig_dir = run_dir / "figures"
+    written: list[Path] = []
+
+    def save(fig: Any, name: str) -> None:
+        plots.save(fig, fig_dir / name)
+        written.append(fig_dir / name)
+
+    crit = results["criteria"]
+    if "accuracy_vs_k" in results:
+        curves = {o: np.array([results["accuracy_vs_k"][o]]) for o in ("mi", "var")}
+        save(plots.curves_vs_k({f"on {results['accuracy_vs_k']['evaluated_on']}": curves}, "accuracy"),
+             "accuracy_vs_k.png")
+    if "auroc_vs_k" in results:
+        curves = {o: np.array([results["auroc_vs_k"][o]]) for o in ("mi", "var")}
+        save(plots.curves_vs_k({"OOD detection": curves}, "AUROC"), "auroc_vs_k.png")
+        k = results["roc"]["k"]
+        save(plots.roc_curves_spread(np.asarray(results["roc"]["fpr"]),
+                                     {f"{o.upper()} top-{k}": np.array([results["roc"][o]]) for o in ("mi", "var")},
+                                     {f"{o.upper()} top-{k}": np.array([results["auroc_vs_k"][o][k - 1]])
+                                      for o in ("mi", "var")}), "roc.png")
+    if "feature_correlation" in results:
+        save(plots.correlation_heatmaps([np.asarray(results["feature_correlation"])], ["|corr(w, x)|"]),
+             "feature_correlation.png")
+    if results["training"]["epoch_loss"]:
+        save(plots.loss_curve(results["training"]["epoch_loss"]), "loss.png")
+    cfg = results["config"]
+    model_path, data_path = run_dir / "model.pt", Path(cfg.get("data", ""))
+    if model_path.is_file() and data_path.is_file():
+        table = load_table(str(data_path), label_column=cfg.get("label_column", "label"))
+        x = check_features(table.x)
+        u, _ = encode_labels(table.u, len(x))
+        w = compute_latents(load_model(model_path), x)
+        save(plots.criteria_figure(w, u, np.asarray(crit["var"]["scores"]), np.asarray(crit["mi"]["scores"])),
+             "criteria.png")
+    return written
 
 
 def run_fit(config: FitConfig) -> dict[str, Any]:
@@ -54,6 +156,7 @@ def run_fit(config: FitConfig) -> dict[str, Any]:
     u, classes = encode_labels(table.u, len(x))
     if x.shape[1] < 2:
         raise ValueError(f"the data need at least 2 feature columns for a coupling flow, got {x.shape[1]}")
+    files = _evaluation_files(config, x.shape[1], classes)
     run_dir = make_run_dir(config.out, "fit")
     write_run_config(run_dir, "fit", config)
     with MetricsLogger(run_dir, config.train, len(x), tensorboard=config.log.tensorboard) as log:
@@ -68,15 +171,18 @@ def run_fit(config: FitConfig) -> dict[str, Any]:
         "data": {"path": str(config.data), "n_samples": len(x), "n_features": x.shape[1],
                  "feature_names": table.feature_names, "classes": classes},
         "criteria": {name: sel.to_dict() for name, sel in criteria.items()},
+        **_downstream(config, model, x, u, criteria, files),
         "training": {"epoch_loss": history["epoch_loss"], "final_loss": history["epoch_loss"][-1]},
         "timing": {"train_seconds": train_seconds},
         "environment": environment(config.train.device),
     }
-    fig_dir = run_dir / "figures"
-    plots.save(plots.criteria_figure(w, u, criteria["var"].scores, criteria["mi"].scores), fig_dir / "criteria.png")
-    plots.save(plots.loss_curve(history["epoch_loss"]), fig_dir / "loss.png")
+    write_figures(run_dir, results)
     results["timing"]["total_seconds"] = time.perf_counter() - t_start
     atomic_write_json(run_dir / "results.json", results)
+    if config.report:
+        from ginmi.report import write_report
+
+        write_report(run_dir, results)
     results["run_dir"] = str(run_dir)
     return results
 
