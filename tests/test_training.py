@@ -1,0 +1,126 @@
+"""The trainer: same function as FrEIA's GIN, determinism, callbacks, and trials trained together."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+from torch import nn
+
+from ginmi.architectures import build_flow
+from ginmi.flows import GINCoupling, Permutation
+from ginmi.model import GINModel
+from ginmi.training import TrainConfig, lr_factor, train, train_many
+
+
+def _data(n=240, dim=4, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    u = torch.arange(n) % 3
+    return torch.randn(n, dim, generator=g) + u[:, None].float(), u
+
+
+def _model(seed=0, stats="trainable", dim=4):
+    return GINModel({"name": "vector", "dim": dim, "n_blocks": 2, "width": 8, "seed": seed}, 3, stats=stats)
+
+
+def freia_copy(flow: nn.Module, dim: int, width: int) -> nn.Module:
+    """FrEIA's GraphINN of GINCouplingBlock + PermuteRandom with ginmi's weights and permutations."""
+    ff = pytest.importorskip("FrEIA.framework")
+    fm = pytest.importorskip("FrEIA.modules")
+
+    def subnet(c_in, c_out):
+        return nn.Sequential(nn.Linear(c_in, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(),
+                             nn.Linear(width, c_out))
+
+    nodes = [ff.InputNode(dim, name="in")]
+    for block in flow.blocks:
+        if isinstance(block, GINCoupling):
+            nodes.append(ff.Node(nodes[-1], fm.GINCouplingBlock, {"subnet_constructor": subnet, "clamp": block.clamp}))
+        else:
+            nodes.append(ff.Node(nodes[-1], fm.PermuteRandom, {"seed": 0}))
+    nodes.append(ff.OutputNode(nodes[-1]))
+    net = ff.GraphINN(nodes).double()
+    with torch.no_grad():
+        for ours, theirs in zip(flow.blocks, net.module_list):
+            if isinstance(ours, GINCoupling):
+                theirs.subnet1.load_state_dict(ours.subnet1.state_dict())
+                theirs.subnet2.load_state_dict(ours.subnet2.state_dict())
+            else:
+                assert isinstance(ours, Permutation)
+                theirs.perm.copy_(ours.perm)
+                theirs.perm_inv.copy_(ours.inv_perm)
+    return net
+
+
+@pytest.mark.parametrize("dim", [10, 7])
+def test_gin_computes_the_same_function_as_freia(dim):
+    flow = build_flow({"name": "vector", "dim": dim, "n_blocks": 8, "width": 10, "init_identity": False,
+                       "seed": 1}).double()
+    net = freia_copy(flow, dim, 10)
+    x = torch.randn(64, dim, dtype=torch.float64, requires_grad=True)
+    w, log_det = flow(x)
+    z, jac = net(x)  # a GraphINN with one output returns a tensor
+    torch.testing.assert_close(w, z, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(log_det, torch.zeros(64, dtype=torch.float64) + jac)
+    torch.testing.assert_close(flow.inverse(w), net(z, rev=True)[0])
+    g_ours = torch.autograd.grad(w.square().sum(), [x, *flow.parameters()])
+    g_theirs = torch.autograd.grad(z.square().sum(), [x, *(p for p in net.parameters() if p.requires_grad)])
+    for a, b in zip(g_ours, g_theirs):
+        torch.testing.assert_close(a, b)
+
+
+def test_training_is_deterministic_and_seeded():
+    x, u = _data()
+    runs = []
+    for seed in (0, 0, 1):
+        model = _model()
+        train(model, x, u, TrainConfig(epochs=2, batch_size=64, seed=seed, device="cpu"), progress=False)
+        runs.append(torch.cat([p.detach().reshape(-1) for p in model.parameters()]))
+    assert torch.equal(runs[0], runs[1])
+    assert not torch.equal(runs[0], runs[2])
+
+
+def test_parameters_get_their_own_storage_back_and_callbacks_run():
+    x, u = _data()
+    model = _model()
+    steps, epochs = [], []
+    history = train(model, x, u, TrainConfig(epochs=2, batch_size=64, device="cpu"), progress=False,
+                    on_step=lambda s, loss: steps.append((s, loss)), on_epoch=lambda e, loss: epochs.append(e))
+    assert [s for s, _ in steps] == list(range(1, 9)) and epochs == [0, 1]
+    assert [loss for _, loss in steps] == history["step_loss"]
+    ptrs = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    assert len(ptrs) == len(list(model.parameters()))  # no longer views of one flat buffer
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_lr_schedule_warmup_and_milestones():
+    config = TrainConfig(epochs=10, warmup_steps=4, milestones=(0.5, 8), gamma=0.1)
+    assert lr_factor(config, 0, 10) == pytest.approx(0.25)
+    assert lr_factor(config, 49, 10) == pytest.approx(1.0)
+    assert lr_factor(config, 50, 10) == pytest.approx(0.1)
+    assert lr_factor(config, 80, 10) == pytest.approx(0.01)
+
+
+@pytest.mark.parametrize("stats", ["trainable", "batch"])
+def test_models_trained_together_equal_models_trained_alone(stats):
+    config = TrainConfig(epochs=2, batch_size=60, lr=1e-2, warmup_steps=3, device="cpu")
+    data = [_data(seed=s) for s in (0, 1, 2)]
+    together = [_model(seed=s, stats=stats) for s in (0, 1, 2)]
+    histories = train_many(together, [d[0] for d in data], [d[1] for d in data], config, seeds=[5, 6, 7],
+                           progress=False)
+    for k, seed in enumerate((5, 6, 7)):
+        alone = _model(seed=k, stats=stats)
+        history = train(alone, *data[k], replace(config, seed=seed), progress=False)
+        torch.testing.assert_close(torch.tensor(histories[k]["step_loss"]), torch.tensor(history["step_loss"]),
+                                   rtol=1e-4, atol=1e-5)
+        for (name, a), b in zip(alone.state_dict().items(), together[k].state_dict().values()):
+            torch.testing.assert_close(b, a, rtol=1e-3, atol=2e-4, msg=name)
+
+
+def test_train_many_rejects_mismatched_inputs():
+    x, u = _data()
+    with pytest.raises(ValueError, match="same architecture"):
+        train_many([_model(), _model(dim=5)], [x, torch.randn(240, 5)], [u, u], TrainConfig(epochs=1))
+    with pytest.raises(ValueError, match="equal size"):
+        train_many([_model(), _model(1)], [x, x[:100]], [u, u[:100]], TrainConfig(epochs=1))
