@@ -286,7 +286,8 @@ def sorted_scores_spread(panels: dict[str, dict[str, np.ndarray]], true: dict[st
                 _spread(ax, np.arange(1, t.shape[1] + 1), t, "0.6", "true latents")
             s = np.atleast_2d(scores[key])
             _spread(ax, np.arange(1, s.shape[1] + 1), s, "k", "learned w")
-            if key == "std" and np.nanmin(s) > 0 and np.nanmax(s) / np.nanmin(s) > 30:
+            both = np.concatenate([s.ravel()] + ([np.ravel(true[name][key])] if true and name in true else []))
+            if key == "std" and np.nanmin(both) > 0 and np.nanmax(both) / np.nanmin(both) > 30:
                 ax.set_yscale("log")
             ax.set_xlabel("rank")
             ax.set_ylabel(ylabel)
