@@ -46,6 +46,16 @@ def test_every_stage_writes_its_output(tiny_run):
         assert (out / "figures" / f"{name}.png").stat().st_size > 1000
     assert r["training"]["epochs"] == 2 and np.isfinite(r["training"]["final_loss"])
     assert load_model(out / "model.pt").input_shape == (1, 28, 28)
+    page = (out / "report.html").read_text()
+    assert "data:image/png;base64" in page and "0.9415" in page  # figures embedded, the paper's numbers beside ours
+
+
+@needs_fashion
+def test_report_redraws_the_figures_without_training(tiny_run, capsys):
+    out, _ = tiny_run
+    (out / "figures" / "roc.png").unlink()
+    assert main(["report", str(out)]) == 0
+    assert (out / "figures" / "roc.png").stat().st_size > 1000
 
 
 @needs_fashion
@@ -62,8 +72,8 @@ def test_outputs_are_consistent(tiny_run):
         assert r["best_accuracy"][name] == max(acc) > 0.1 + 0.1  # well above chance (10 classes)
         assert 0.0 <= r["auroc"][name] <= 1.0
         table = r["fgsm"][name]
-        assert list(table) == ["0.0", "0.01", "0.05"]
-        assert math.isclose(table["0.0"]["error_rate_without_defence"], 1 - r["best_accuracy"][name])
+        assert list(table) == ["0", "0.01", "0.05"]
+        assert math.isclose(table["0"]["error_rate_without_defence"], 1 - r["best_accuracy"][name])
         for row in table.values():
             assert 0.0 <= row["pass_rate"] <= 1.0
             assert row["error_rate_with_defence"] <= row["error_rate_without_defence"] + 1e-12

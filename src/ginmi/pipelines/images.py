@@ -24,7 +24,7 @@ import torch
 
 from ginmi import plots
 from ginmi.config import flatten, option
-from ginmi.data.images import DATASETS, ImageData, load_image_pair
+from ginmi.data.images import DATASETS, load_image_pair
 from ginmi.io import atomic_write_json
 from ginmi.model import STATS, GINModel, load_model
 from ginmi.pipelines.common import compute_latents, environment, make_run_dir
@@ -41,6 +41,7 @@ __all__ = [
     "ImagesConfig",
     "train_image_model",
     "run_images",
+    "write_figures",
 ]
 
 DEFAULT_K_GRID = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 15, 20, 30, 40, 50, 75, 100, 150, 200, 300, 400, 500, 600, 700, 784)
@@ -127,11 +128,14 @@ def train_image_model(
     train_config: TrainConfig,
     *,
     progress: bool = True,
+    checkpoint_dir: str | Path | None = None,
 ) -> tuple[GINModel, dict[str, list[float]], float]:
     """Build and train the GIN image network on images ``(N, C, H, W)`` in ``[0, 1]`` with class
     indices ``u``; returns the model (left on the training device), loss history and seconds.
 
     Pixels are used as they are (the standardisation stays the identity), as in the reference.
+    With ``checkpoint_dir`` the trainer writes ``checkpoint.pt`` there every
+    ``train_config.checkpoint_every`` epochs and ``train_config.resume`` continues from it.
     """
     arch = model_config.arch(tuple(int(s) for s in x.shape[1:]), train_config.seed)
     model = GINModel(arch, len(classes), stats=model_config.stats, classes=classes)
@@ -140,7 +144,7 @@ def train_image_model(
     with torch.no_grad():
         model.log_prior.copy_(torch.log(torch.bincount(ut, minlength=len(classes)).float() / len(ut)))
     t0 = time.perf_counter()
-    history = train(model, xt, ut, train_config, progress=progress)
+    history = train(model, xt, ut, train_config, progress=progress, checkpoint_dir=checkpoint_dir)
     return model, history, time.perf_counter() - t0
 
 
@@ -169,7 +173,8 @@ def run_images(config: ImagesConfig) -> dict[str, Any]:
     history: dict[str, list[float]] = {"epoch_loss": []}
     if config.model_path is None:
         model, history, timing["train_seconds"] = train_image_model(
-            data.train_x, data.train_y, list(data.class_names), config.model, config.train, progress=config.progress)
+            data.train_x, data.train_y, list(data.class_names), config.model, config.train, progress=config.progress,
+            checkpoint_dir=run_dir)
         model.save(run_dir / "model.pt")
     model.eval()
 
@@ -199,13 +204,14 @@ def run_images(config: ImagesConfig) -> dict[str, Any]:
         "var": _order_selection(var, best_k["var"], {"kind": config.selection.var_kind}),
     }
     auroc_curves = {name: auroc_vs_k(model, w_test, w_ood, order, ks) for name, order in orders.items()}
-    roc_curves, aurocs = {}, {}
+    fpr_grid = np.linspace(0.0, 1.0, 201)
+    roc_tpr, aurocs = {}, {}
     for name, sel in criteria.items():
         normal = log_density(model, w_test, sel.selected)
         outlier = log_density(model, w_ood, sel.selected)
         aurocs[name] = auroc(normal, outlier)
         fpr, tpr = roc(normal, outlier)
-        roc_curves[f"{name.upper()}{best_k[name]}"] = (fpr, tpr, aurocs[name])
+        roc_tpr[name] = np.interp(fpr_grid, fpr, tpr).tolist()
     timing["task_seconds"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -226,7 +232,8 @@ def run_images(config: ImagesConfig) -> dict[str, Any]:
         "best_accuracy": best_acc,
         "auroc": aurocs,
         "auroc_vs_k": {"ks": ks, **auroc_curves},
-        "fgsm": {name: {str(eta): row for eta, row in table.items()} for name, table in fgsm.items()},
+        "roc": {"fpr": fpr_grid.tolist(), **roc_tpr},
+        "fgsm": {name: {f"{eta:g}": row for eta, row in table.items()} for name, table in fgsm.items()},
         "training": {"epochs": len(history["epoch_loss"]), "epoch_loss": history["epoch_loss"],
                      "final_loss": history["epoch_loss"][-1] if history["epoch_loss"] else None,
                      "model_path": config.model_path},
@@ -235,7 +242,7 @@ def run_images(config: ImagesConfig) -> dict[str, Any]:
         "environment": environment(config.train.device),
     }
     t0 = time.perf_counter()
-    _figures(run_dir, model, data, mi, var, results, roc_curves, history, config.n_figure_classes)
+    write_figures(run_dir, results, model)
     timing["figure_seconds"] = time.perf_counter() - t0
     timing["total_seconds"] = time.perf_counter() - t_start
     atomic_write_json(run_dir / "results.json", results)
@@ -270,23 +277,43 @@ def _decode(model: GINModel, w: np.ndarray) -> np.ndarray:
     return x.cpu().numpy()
 
 
-def _figures(run_dir: Path, model: GINModel, data: ImageData, mi: np.ndarray, var: np.ndarray,
-             results: dict[str, Any], roc_curves: dict, history: dict, n_classes_shown: int) -> None:
+def write_figures(run_dir: str | Path, results: dict[str, Any], model: GINModel | None = None) -> list[Path]:
+    """Write every figure of an images run from its ``results.json`` content and its model
+    (``model``, else ``run_dir/model.pt``, else the ``model_path`` it evaluated); no training, no data.
+    Returns the paths written (``ginmi report`` calls this to redraw a run's figures)."""
+    run_dir = Path(run_dir)
     fig_dir = run_dir / "figures"
+    written: list[Path] = []
+
+    def save(fig: Any, name: str) -> None:
+        plots.save(fig, fig_dir / name)
+        written.append(fig_dir / name)
+
     best_k = results["best_k"]
+    crit = results["criteria"]
     acc = results["accuracy_vs_k"]
-    plots.save(plots.decay_curves(mi, var, best_k), fig_dir / "decay.png")
-    plots.save(plots.accuracy_vs_k_figure(acc["ks"], {"mi": acc["mi"], "var": acc["var"]}, best_k),
-               fig_dir / "accuracy_vs_k.png")
-    plots.save(plots.roc_figure(roc_curves), fig_dir / "roc.png")
-    if history["epoch_loss"]:
-        plots.save(plots.loss_curve(history["epoch_loss"]), fig_dir / "loss.png")
-    _latent_figures(fig_dir, model, data, np.asarray(results["criteria"]["mi"]["order"]), best_k["mi"],
-                    n_classes_shown)
+    save(plots.decay_curves(np.asarray(crit["mi"]["scores"]), np.asarray(crit["var"]["scores"]), best_k), "decay.png")
+    save(plots.accuracy_vs_k_figure(acc["ks"], {"mi": acc["mi"], "var": acc["var"]}, best_k), "accuracy_vs_k.png")
+    if "roc" in results:
+        fpr = np.asarray(results["roc"]["fpr"])
+        save(plots.roc_figure({f"{name.upper()}{best_k[name]}": (fpr, np.asarray(results["roc"][name]),
+                                                                   results["auroc"][name]) for name in ("mi", "var")}),
+             "roc.png")
+    if results["training"]["epoch_loss"]:
+        save(plots.loss_curve(results["training"]["epoch_loss"]), "loss.png")
+    if model is None:
+        path = run_dir / "model.pt"
+        path = path if path.is_file() else results["config"].get("model_path")
+        model = load_model(path) if path else None
+    if model is not None:
+        n_shown = int(results["config"].get("n_figure_classes", 10))
+        written += _latent_figures(fig_dir, model, results["data"]["classes"], np.asarray(crit["mi"]["order"]),
+                                   best_k["mi"], n_shown)
+    return written
 
 
-def _latent_figures(fig_dir: Path, model: GINModel, data: ImageData, mi_order: np.ndarray, k: int,
-                    n_classes_shown: int, n_samples: int = 10, n_dims: int = 8, n_steps: int = 9) -> None:
+def _latent_figures(fig_dir: Path, model: GINModel, class_names: list[Any], mi_order: np.ndarray, k: int,
+                    n_classes_shown: int, n_samples: int = 10, n_dims: int = 8, n_steps: int = 9) -> list[Path]:
     """GIN-paper style figures: samples of each class (the top-``k`` MI latents drawn from the class
     Gaussian, the others at the class mean) and, per class, the variation along each of the top
     MI latents from ``mu - 3 sigma`` to ``mu + 3 sigma``."""
@@ -294,7 +321,8 @@ def _latent_figures(fig_dir: Path, model: GINModel, data: ImageData, mi_order: n
     sigma = np.exp(model.log_sigma.detach().cpu().numpy())
     shape = tuple(model.input_shape)
     classes = list(range(min(n_classes_shown, model.n_classes)))
-    names = [str(data.class_names[c]) for c in classes]
+    names = [str(class_names[c]) for c in classes]
+    written = [fig_dir / "samples.png"]
     rng = np.random.default_rng(0)
     top = mi_order[:k]
     w = np.repeat(mu[classes][:, None, :], n_samples, axis=1)
@@ -311,17 +339,14 @@ def _latent_figures(fig_dir: Path, model: GINModel, data: ImageData, mi_order: n
             w[i, :, d] = mu[c, d] + steps * sigma[c, d]
         x = _decode(model, w.reshape(-1, mu.shape[1])).reshape(n_dims, n_steps, *shape)
         safe = "".join(ch if ch.isalnum() else "_" for ch in name)
+        written.append(fig_dir / f"variation_{c:02d}_{safe}.png")
         plots.save(plots.image_grid(x, f"class {name}: variation along the top {n_dims} MI latents",
-                                    [f"dim {d}" for d in dims], [f"{s:+.1f}σ" for s in steps]),
-                   fig_dir / f"variation_{c:02d}_{safe}.png")
+                                    [f"dim {d}" for d in dims], [f"{s:+.1f}σ" for s in steps]), written[-1])
+    return written
 
 
 def _report(run_dir: Path, results: dict[str, Any]) -> None:
-    """Render ``report.html`` with :mod:`ginmi.report` when it is available."""
-    try:
-        from ginmi import report
-    except ImportError:
-        return
-    render = getattr(report, "write_report", None)
-    if render is not None:
-        render(run_dir)
+    """Render the self-contained ``report.html`` (our numbers beside the paper's)."""
+    from ginmi.report import write_report
+
+    write_report(run_dir, results)
