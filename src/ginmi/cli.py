@@ -12,7 +12,7 @@ from pathlib import Path
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from ginmi import __version__
+from ginmi import __version__, distributed
 from ginmi.config import add_arguments, from_namespace, read_config_file
 from ginmi.pipelines.images import ImagesConfig, run_images
 from ginmi.pipelines.synthetic import SyntheticConfig, run_synthetic
@@ -151,6 +151,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, DivergenceError) as err:
         print(f"ginmi: error: {err}", file=sys.stderr)
         return 2
-    if cmd.summary is not None:
+    finally:
+        main_process = distributed.is_main_process()
+        distributed.cleanup()  # under torchrun: leave the process group
+    if cmd.summary is not None and main_process:
         print(cmd.summary(result))
     return 0

@@ -27,14 +27,14 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 import torch.distributed as tdist
 from torch import Tensor, nn
 
 __all__ = ["DistContext", "init_from_env", "is_main_process", "rank", "world_size", "shard",
-           "wrap_objective", "cleanup"]
+           "wrap_objective", "broadcast_object", "cleanup"]
 
 _LOG_2PI = math.log(2 * math.pi)
 
@@ -90,6 +90,13 @@ def init_from_env(device: str = "auto") -> DistContext:
 def shard(batch: Tensor, ctx: DistContext) -> Tensor:
     """This process's rows of a global batch: ``r, r + R, r + 2R, ...``."""
     return batch[ctx.rank::ctx.world_size]
+
+
+def broadcast_object(obj: Any) -> Any:
+    """Rank 0's ``obj`` on every rank (a checkpoint read once, by rank 0)."""
+    box = [obj]
+    tdist.broadcast_object_list(box, src=0)
+    return box[0]
 
 
 def cleanup() -> None:

@@ -274,8 +274,13 @@ def train(
     history: dict[str, list[float]] = {"step_loss": [], "epoch_loss": [], "epoch_seconds": []}
     ckpt_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
     start_epoch, step, good_epoch = 0, 0, None
-    if config.resume and ckpt_path is not None and ckpt_path.is_file():
-        state = load_checkpoint(ckpt_path, map_location=device)
+    state = None
+    if config.resume and ckpt_path is not None:
+        if ctx.rank == 0 and ckpt_path.is_file():
+            state = load_checkpoint(ckpt_path)  # RNG states must stay on the CPU
+        if ctx.world_size > 1:  # rank 0 reads, the others receive it: they need no access to the folder
+            state = dist.broadcast_object(state)
+    if state is not None:
         if state["config"] != _config_fingerprint(config):
             diff = sorted(k for k in set(state["config"]) | set(_config_fingerprint(config))
                           if state["config"].get(k) != _config_fingerprint(config).get(k))
@@ -286,7 +291,7 @@ def train(
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         order_gen.set_state(state["rng"]["order"])
-        noise_gen.set_state(state["rng"]["noise"].to(noise_gen.get_state().device))
+        noise_gen.set_state(state["rng"]["noise"])
         torch.set_rng_state(state["rng"]["torch"])
         history = {k: list(v) for k, v in state["history"].items()}
         start_epoch, step = int(state["epoch"]), int(state["step"])

@@ -29,7 +29,10 @@ Example:
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
@@ -40,6 +43,7 @@ import torch
 from ginmi import plots
 from ginmi.config import flatten, option
 from ginmi.data.synthetic import GENERATORS, SyntheticData, make_synthetic, sample_latent, sample_ood
+from ginmi.distributed import is_main_process
 from ginmi.io import atomic_write_json
 from ginmi.logging_utils import LogConfig, MetricsLogger
 from ginmi.model import GINModel, load_model
@@ -109,6 +113,8 @@ class SyntheticConfig:
         choices=tuple(VARIANTS))
     prior: str = option("uniform", "class prior p(u) of the Bayes classifier and the OOD density "
                                    "(the paper: uniform)", choices=PRIORS)
+    jobs: int = option(0, "models trained in parallel processes, one thread each (0: one per CPU core, "
+                          "at most one per model; 1: one after another in this process)")
     report: bool = option(True, "write report.html into the run folder")
     out: str | None = option(None, "run folder (default runs/synthetic-<timestamp>)")
     progress: bool = option(True, "show progress bars")
@@ -121,6 +127,8 @@ class SyntheticConfig:
         for name in ("n_samples", "n_test", "trials"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.jobs < 0:
+            raise ValueError(f"jobs must be >= 0 (0: automatic), got {self.jobs}")
         if self.variants is not None:
             unknown = [v for v in self.variants if v not in VARIANTS]
             if unknown or not self.variants:
@@ -237,6 +245,12 @@ def evaluate_trial(model: GINModel, data: SyntheticData, test: SyntheticTest, se
     }
 
 
+def _run_trial_in_worker(config: SyntheticConfig, run_dir: Path, variant: str, trial: int,
+                         primary: bool) -> dict[str, Any]:
+    torch.set_num_threads(1)  # small networks: processes in parallel beat threads within one
+    return _run_trial(replace(config, progress=False), run_dir, variant, trial, primary)
+
+
 def _run_trial(config: SyntheticConfig, run_dir: Path, variant: str, trial: int, primary: bool) -> dict[str, Any]:
     settings = config.variant_settings(variant)
     seed = config.train.seed + trial
@@ -245,10 +259,11 @@ def _run_trial(config: SyntheticConfig, run_dir: Path, variant: str, trial: int,
     model_config = replace(config.model, stats=settings["stats"])
     model_path = "model.pt" if primary else f"models/{variant}-trial{trial}.pt"
     log_dir = run_dir if primary else run_dir / "logs" / f"{variant}-trial{trial}"
+    checkpoint_dir = run_dir if primary else run_dir / "checkpoints" / f"{variant}-trial{trial}"
     with MetricsLogger(log_dir, train_config, len(data.x), tensorboard=config.log.tensorboard) as log:
         model, history, train_seconds = train_vector_model(
             data.x, data.u, list(range(config.n_components)), model_config, train_config,
-            progress=config.progress, **log.callbacks()
+            progress=config.progress, checkpoint_dir=checkpoint_dir, **log.callbacks()
         )
     model.save(run_dir / model_path)
     t0 = time.perf_counter()
@@ -306,12 +321,23 @@ def run_synthetic(config: SyntheticConfig) -> dict[str, Any]:
     """Run every variant and trial, write the run folder (results, models, figures, report)."""
     t_start = time.perf_counter()
     variants = config.resolved_variants()
+    if not is_main_process():  # under torchrun only rank 0 writes the run folder; the others help train
+        config = replace(config, out=tempfile.mkdtemp(prefix="ginmi-rank"), report=False, progress=False)
     run_dir = make_run_dir(config.out, "synthetic")
     write_run_config(run_dir, "synthetic", config)
+    tasks = [(variant, i, v_index == 0 and i == 0) for v_index, variant in enumerate(variants)
+             for i in range(config.trials)]
+    jobs = min(len(tasks), config.jobs or os.cpu_count() or 1)
+    if jobs == 1:
+        done = [_run_trial(config, run_dir, *task) for task in tasks]
+    else:
+        import multiprocessing
+
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            done = list(pool.map(_run_trial_in_worker, *zip(*[(config, run_dir, *task) for task in tasks])))
     runs: dict[str, dict[str, Any]] = {}
-    for v_index, variant in enumerate(variants):
-        trials = [_run_trial(config, run_dir, variant, i, primary=v_index == 0 and i == 0)
-                  for i in range(config.trials)]
+    for variant in variants:
+        trials = [t for t in done if t["variant"] == variant]
         runs[variant] = {**config.variant_settings(variant), "trials": trials, "aggregate": aggregate(trials)}
     primary = runs[variants[0]]
     results: dict[str, Any] = {"command": "synthetic", "config": flatten(config),
@@ -324,6 +350,7 @@ def run_synthetic(config: SyntheticConfig) -> dict[str, Any]:
         "train_seconds": float(sum(t["timing"]["train_seconds"] for t in all_trials)),
         "eval_seconds": float(sum(t["timing"]["eval_seconds"] for t in all_trials)),
         "n_models": len(all_trials),
+        "parallel_jobs": jobs,
     }
     results["environment"] = environment(config.train.device)
     from ginmi.report import evaluate_claims  # the report module reads results; import late (no cycle)
