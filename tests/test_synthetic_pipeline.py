@@ -46,6 +46,7 @@ def test_default_variants_depend_on_trials():
     ({"variants": ("main", "nope")}, "unknown variant"),
     ({"variants": ("main", "main")}, "given twice"),
     ({"prior": "flat"}, "prior must be one of"),
+    ({"jobs": -1}, "jobs must be >= 0"),
 ])
 def test_config_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -90,6 +91,7 @@ def test_results_hold_every_variant_and_trial(run, results):
     assert results["aggregate"] == results["variants"]["main"]["aggregate"]
     assert len(results["claims"]) == 7
     assert results["timing"]["n_models"] == TRIALS * len(RUN_VARIANTS)
+    assert results["timing"]["parallel_jobs"] >= 1  # 0 = automatic: one process per core
     assert (run / "report.html").is_file() and (run / "config.toml").is_file()
 
 
