@@ -88,3 +88,46 @@ def test_select_thresholds_and_errors():
         select(scores, "fdr")
     with pytest.raises(ValueError, match="threshold must be"):
         select(scores, "eyeball")
+
+
+def test_fdr_selects_the_informative_dims_with_pvalues_and_null_level():
+    w, u = _planted(2000)
+    criteria = score_criteria(w, u, SelectionConfig(threshold="fdr", n_permutations=99), seed=0)
+    mi = criteria["mi"]
+    assert set(mi.selected.tolist()) == {1, 3}
+    assert mi.extra["pvalues"][[1, 3]].max() == 0.01  # (1 + 0) / (1 + 99)
+    assert mi.extra["pvalues"][[0, 2, 4]].min() > 0.05
+    assert 0 < mi.extra["null_level"] < 0.05
+    assert len(criteria["var"].selected) == 2 and "size of the MI set" in criteria["var"].reason
+    d = mi.to_dict()
+    assert d["threshold"] == "fdr" and len(d["pvalues"]) == 5 and d["estimator"] == "knn"
+
+
+def test_knn_estimator_is_sklearns_and_bootstrap_bands_are_ordered():
+    from sklearn.feature_selection import mutual_info_classif
+
+    w, u = _planted(500)
+    cfg = SelectionConfig(threshold="sharp-drop", n_permutations=0, bootstrap=20)
+    np.testing.assert_allclose(score_criteria(w, u, cfg, seed=3)["mi"].scores,
+                               mutual_info_classif(w, u, random_state=3), atol=1e-9)
+    extra = score_criteria(w, u, cfg, seed=3)["mi"].extra
+    assert np.all(extra["ci_low"] <= extra["ci_high"]) and extra["ci_high"][1] > extra["ci_high"][0]
+
+
+def test_gaussian_estimator_uses_the_model():
+    import torch
+
+    from ginmi.model import GINModel
+
+    model = GINModel({"name": "vector", "dim": 3, "width": 4}, n_classes=2)
+    with torch.no_grad():
+        model.mu[1, 0] = 50.0  # dim 0 separates the classes perfectly, the others not at all
+    cfg = SelectionConfig(mi_estimator="gaussian", threshold="top-k", k=1, n_permutations=0)
+    w, u = np.zeros((4, 3)), np.array([0, 1, 0, 1])
+    sel = score_criteria(w, u, cfg, model=model)["mi"]
+    np.testing.assert_allclose(sel.scores, [np.log(2), 0, 0], atol=1e-6)
+    assert sel.selected.tolist() == [0]
+    with pytest.raises(ValueError, match="needs a trained model"):
+        score_criteria(w, u, cfg)
+    with pytest.raises(ValueError, match="n-permutations"):
+        SelectionConfig(threshold="fdr", n_permutations=0)

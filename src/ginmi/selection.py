@@ -8,7 +8,7 @@ Thresholds
     ``top-k``: the ``k`` best; ``sharp-drop``: cut at the largest log-ratio between consecutive
     sorted scores; ``max-curvature``: the knee of the sorted curve (Kneedle: the point farthest
     below the chord from the first to the last score); ``fdr``: Benjamini-Hochberg on permutation
-    p-values at level ``q``.
+    p-values at level ``q`` (the default: a statistical decision instead of an eyeballed cut).
 
 Example:
     >>> import numpy as np
@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from ginmi.config import option
+from ginmi.mi import bootstrap_intervals, gaussian_mutual_information, mutual_information, permutation_pvalues
 
 __all__ = [
     "MI_ESTIMATORS",
@@ -41,7 +42,7 @@ __all__ = [
     "select",
 ]
 
-MI_ESTIMATORS = ("sklearn",)
+MI_ESTIMATORS = ("knn", "sklearn", "gaussian")
 THRESHOLDS = ("fdr", "sharp-drop", "max-curvature", "top-k")
 
 
@@ -161,31 +162,78 @@ def select(
 class SelectionConfig:
     """How latents are scored and thresholded (shared by every command)."""
 
-    mi_estimator: str = option("sklearn", "MI estimator", choices=MI_ESTIMATORS)
-    threshold: str = option("sharp-drop", "how the informative set is chosen", choices=THRESHOLDS)
+    mi_estimator: str = option(
+        "knn", "MI estimator: knn (exact fast version of scikit-learn's, the paper's), sklearn "
+        "(scikit-learn itself), gaussian (model-based, from the fitted class-conditional Gaussians)",
+        choices=MI_ESTIMATORS)
+    threshold: str = option("fdr", "how the informative set is chosen: fdr (Benjamini-Hochberg on permutation "
+                            "p-values), sharp-drop, max-curvature or top-k", choices=THRESHOLDS)
     k: int | None = option(None, "number of dims kept with --threshold top-k")
     q: float = option(0.05, "false-discovery rate for --threshold fdr")
-    n_permutations: int = option(200, "label permutations for the MI p-values (fdr threshold)")
+    n_permutations: int = option(200, "label permutations for the MI p-values and null level (0: none; "
+                                 "fdr needs them)")
+    bootstrap: int = option(0, "bootstrap resamples for MI confidence intervals (0: none)")
     n_neighbors: int = option(3, "neighbours of the kNN MI estimator")
     var_kind: str = option("class-rms", "VAR score: RMS of class-conditional stds (GIN) or plain std",
                            choices=("class-rms", "std"))
 
+    def __post_init__(self) -> None:
+        if self.n_permutations < 0 or self.bootstrap < 0:
+            raise ValueError("n_permutations and bootstrap must be >= 0")
+        if self.threshold == "fdr" and self.n_permutations < 1:
+            raise ValueError("--threshold fdr needs --n-permutations >= 1")
 
-def mi_scores(w: np.ndarray, u: np.ndarray, config: SelectionConfig, *, seed: int = 0) -> np.ndarray:
-    """``I(w_i; u)`` for every column with the configured estimator (nats)."""
+
+def mi_scores(w: np.ndarray, u: np.ndarray, config: SelectionConfig, *, seed: int = 0,
+              model: Any = None) -> np.ndarray:
+    """``I(w_i; u)`` for every column with the configured estimator (nats).
+
+    ``gaussian`` needs the trained ``model`` (its class means, stds and priors); ``w`` and ``u``
+    are then unused.
+    """
+    if config.mi_estimator == "knn":
+        return mutual_information(w, u, n_neighbors=config.n_neighbors, random_state=seed)
     if config.mi_estimator == "sklearn":
         from sklearn.feature_selection import mutual_info_classif
 
         return mutual_info_classif(w, u, n_neighbors=config.n_neighbors, random_state=seed)
+    if config.mi_estimator == "gaussian":
+        if model is None:
+            raise ValueError("the gaussian MI estimator needs a trained model (class means and stds)")
+        return gaussian_mutual_information(
+            model.mu.detach().cpu().double().numpy(), model.log_sigma.detach().cpu().double().exp().numpy(),
+            model.log_prior.detach().cpu().double().exp().numpy(),
+        )
     raise ValueError(f"mi_estimator must be one of {MI_ESTIMATORS}, got {config.mi_estimator!r}")
 
 
-def score_criteria(w: np.ndarray, u: np.ndarray, config: SelectionConfig, *, seed: int = 0) -> dict[str, Selection]:
-    """Score, order and select by MI and by VAR. VAR has no p-values: under ``fdr`` it keeps as
-    many dims as MI selected, so the two orders are compared at equal size."""
-    mi = select(mi_scores(w, u, config, seed=seed), config.threshold, k=config.k, q=config.q)
+def score_criteria(w: np.ndarray, u: np.ndarray, config: SelectionConfig, *, seed: int = 0,
+                   model: Any = None) -> dict[str, Selection]:
+    """Score, order and select by MI and by VAR.
+
+    With ``n_permutations > 0`` the MI selection carries permutation p-values of the kNN
+    estimator (whatever estimator ranks the dims) and the null level (95% quantile of the MI
+    of shuffled labels); with ``bootstrap > 0``, percentile intervals. VAR has no p-values:
+    under ``fdr`` it keeps as many dims as MI selected, so both orders compare at equal size.
+    """
+    scores = mi_scores(w, u, config, seed=seed, model=model)
+    extra: dict[str, Any] = {"estimator": config.mi_estimator}
+    pvalues = None
+    if config.n_permutations > 0:
+        observed = scores if config.mi_estimator == "knn" else None
+        pvalues, null = permutation_pvalues(w, u, n_permutations=config.n_permutations,
+                                            n_neighbors=config.n_neighbors, random_state=seed, observed=observed)
+        extra.update(pvalues=pvalues, null_level=float(np.quantile(null, 0.95)))
+    if config.bootstrap > 0:
+        low, high = bootstrap_intervals(w, u, n_bootstrap=config.bootstrap, n_neighbors=config.n_neighbors,
+                                        random_state=seed)
+        extra.update(ci_low=low, ci_high=high)
+    mi = select(scores, config.threshold, k=config.k, pvalues=pvalues, q=config.q)
+    mi.extra.update(extra)
     var_threshold, k = config.threshold, config.k
     if var_threshold == "fdr":
         var_threshold, k = "top-k", max(1, len(mi.selected))
     var = select(var_scores(w, u, config.var_kind), var_threshold, k=k)
+    if config.threshold == "fdr":
+        var.reason = f"top-k with k = {k}, the size of the MI set (VAR has no p-values)"
     return {"mi": mi, "var": var}

@@ -182,6 +182,11 @@ def make_test_sets(data: SyntheticData, n_test: int, seed: int) -> SyntheticTest
     return SyntheticTest(x=x, u=u, latent=latent, x_ood=x_ood, latent_ood=latent_ood)
 
 
+def _mi_band(mi: dict[str, Any]) -> tuple[np.ndarray, np.ndarray] | None:
+    """Bootstrap interval of the MI scores, when the run asked for one."""
+    return (np.asarray(mi["ci_low"]), np.asarray(mi["ci_high"])) if "ci_low" in mi else None
+
+
 def evaluate_trial(model: GINModel, data: SyntheticData, test: SyntheticTest, selection: SelectionConfig, *,
                    prior: str = "uniform", seed: int = 0) -> dict[str, Any]:
     """Score, select and evaluate one trained model on the synthetic ground truth.
@@ -191,7 +196,7 @@ def evaluate_trial(model: GINModel, data: SyntheticData, test: SyntheticTest, se
     """
     n_inf = len(data.informative)
     w = compute_latents(model, data.x)
-    criteria = score_criteria(w, data.u, selection, seed=seed)
+    criteria = score_criteria(w, data.u, selection, seed=seed, model=model)
     w_test, w_ood = compute_latents(model, test.x), compute_latents(model, test.x_ood)
     corr = abs_correlation(w_test, test.latent)
     inf_rows, _ = matching(corr, data.informative)
@@ -219,7 +224,9 @@ def evaluate_trial(model: GINModel, data: SyntheticData, test: SyntheticTest, se
         fpr, tpr = roc(log_density(model, w_test, order[:n_inf], prior), log_density(model, w_ood, order[:n_inf], prior))
         roc_curves[name] = np.interp(ROC_GRID, fpr, tpr).tolist()
     accuracy["bayes_bound"] = bayes_accuracy(test.latent[:, data.informative], test.u, data.means, data.stds)
-    true_mi = mi_scores(data.latent, data.u, selection, seed=seed)
+    # the true latents have no fitted model: the gaussian estimator falls back to the kNN one there
+    true_selection = replace(selection, mi_estimator="knn") if selection.mi_estimator == "gaussian" else selection
+    true_mi = mi_scores(data.latent, data.u, true_selection, seed=seed)
     return {
         "criteria": {name: dict(sel.to_dict(), sorted_scores=np.sort(sel.scores)[::-1].tolist())
                      for name, sel in criteria.items()},
@@ -456,6 +463,6 @@ def write_figures(run_dir: str | Path, results: dict[str, Any]) -> list[Path]:
         c = t["criteria"]
         save(plots.criteria_figure(w, data.u, np.asarray(c["var"]["scores"]), np.asarray(c["mi"]["scores"]),
                                    true_var=data.latent.std(0), true_mi=np.asarray(t["true_latents"]["mi"]),
-                                   mi_null=c["mi"].get("null_level")),
+                                   mi_null=c["mi"].get("null_level"), mi_band=_mi_band(c["mi"])),
              "criteria.png" if t is primary_trial else f"criteria_{v}.png")
     return written

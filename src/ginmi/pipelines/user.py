@@ -164,7 +164,7 @@ def run_fit(config: FitConfig) -> dict[str, Any]:
                                                             progress=config.progress, **log.callbacks())
     model.save(run_dir / "model.pt")
     w = compute_latents(model, x)
-    criteria = score_criteria(w, u, config.selection, seed=config.train.seed)
+    criteria = score_criteria(w, u, config.selection, seed=config.train.seed, model=model)
     results: dict[str, Any] = {
         "command": "fit",
         "config": flatten(config),
