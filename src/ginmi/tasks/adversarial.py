@@ -19,7 +19,7 @@ Example:
     >>> x, u = torch.rand(6, 1, 8, 8), torch.tensor([0, 1, 0, 1, 0, 1])
     >>> table = evaluate_defence(model, x, u, dims=[0, 1, 2], etas=[0.0, 0.02])
     >>> sorted(table[0.02])
-    ['error_rate_with_defence', 'error_rate_without_defence', 'pass_rate', 'passed_error_rate']
+    ['error_rate_with_defence', 'error_rate_without_defence', 'n_passed', 'n_samples', 'pass_rate', 'passed_error_rate']
 """
 
 from __future__ import annotations
