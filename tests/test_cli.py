@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -147,3 +148,25 @@ def test_every_command_accepts_config():
     parser = build_parser()
     for name in COMMANDS:
         assert parser.parse_args([name, "--config", "x.toml"]).config == "x.toml"
+
+
+@pytest.mark.slow
+def test_images_run_records_config_and_metrics(tmp_path, capsys):
+    from ginmi.data.images import FASHION_MNIST_SYSTEM_DIR
+
+    if not (FASHION_MNIST_SYSTEM_DIR / "train-images-idx3-ubyte.gz").is_file():
+        pytest.skip("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
+    run = tmp_path / "images"
+    args = ["images", "--dataset", "fashion-mnist", "--ood", "digits", "--max-train", "200", "--max-test", "100",
+            "--epochs", "1", "--batch-size", "50", "--conv-widths", "4", "8", "--n-conv-blocks", "1",
+            "--fc-width", "16", "--n-fc-blocks", "1", "--mi-samples", "200", "--n-figure-classes", "2",
+            "--k-grid", "1", "5", "--etas", "0", "--no-progress", "--out", str(run)]
+    assert main(args) == 0
+    stored = read_config_file(run / "config.toml", COMMANDS["images"].config)
+    config = resolve_config("images", build_parser().parse_args(args))
+    assert stored["max_train"] == 200 and stored["conv_widths"] == [4, 8]
+    resolved = resolve_config("images", build_parser().parse_args(["images", "--config", str(run / "config.toml")]))
+    assert resolved == dataclasses.replace(config, out=None)
+    metrics = read_metrics(run / "metrics.csv")
+    n_steps = int(metrics["epoch"][0]["step"])
+    assert len(metrics["epoch"]) == 1 and [r["step"] for r in metrics["step"]] == list(range(1, n_steps + 1))

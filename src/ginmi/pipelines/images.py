@@ -26,8 +26,9 @@ from ginmi import plots
 from ginmi.config import flatten, option
 from ginmi.data.images import DATASETS, load_image_pair
 from ginmi.io import atomic_write_json
+from ginmi.logging_utils import LogConfig, MetricsLogger
 from ginmi.model import STATS, GINModel, load_model
-from ginmi.pipelines.common import compute_latents, environment, make_run_dir
+from ginmi.pipelines.common import compute_latents, environment, make_run_dir, write_run_config
 from ginmi.selection import Selection, SelectionConfig, mi_scores, select, var_scores
 from ginmi.tasks.adversarial import check_images, evaluate_defence
 from ginmi.tasks.classification import accuracy_vs_k
@@ -106,6 +107,7 @@ class ImagesConfig:
     model: ImageModelConfig = field(default_factory=ImageModelConfig, metadata={"help": "model"})
     train: ImageTrainConfig = field(default_factory=ImageTrainConfig, metadata={"help": "training"})
     selection: SelectionConfig = field(default_factory=SelectionConfig, metadata={"help": "selection"})
+    log: LogConfig = field(default_factory=LogConfig, metadata={"help": "experiment logs"})
 
     def __post_init__(self) -> None:
         for name in ("max_train", "max_test", "mi_samples"):
@@ -129,6 +131,7 @@ def train_image_model(
     *,
     progress: bool = True,
     checkpoint_dir: str | Path | None = None,
+    **callbacks: Any,
 ) -> tuple[GINModel, dict[str, list[float]], float]:
     """Build and train the GIN image network on images ``(N, C, H, W)`` in ``[0, 1]`` with class
     indices ``u``; returns the model (left on the training device), loss history and seconds.
@@ -136,6 +139,7 @@ def train_image_model(
     Pixels are used as they are (the standardisation stays the identity), as in the reference.
     With ``checkpoint_dir`` the trainer writes ``checkpoint.pt`` there every
     ``train_config.checkpoint_every`` epochs and ``train_config.resume`` continues from it.
+    ``callbacks`` (``on_step``, ``on_epoch``) are passed to :func:`ginmi.training.train`.
     """
     arch = model_config.arch(tuple(int(s) for s in x.shape[1:]), train_config.seed)
     model = GINModel(arch, len(classes), stats=model_config.stats, classes=classes)
@@ -144,7 +148,7 @@ def train_image_model(
     with torch.no_grad():
         model.log_prior.copy_(torch.log(torch.bincount(ut, minlength=len(classes)).float() / len(ut)))
     t0 = time.perf_counter()
-    history = train(model, xt, ut, train_config, progress=progress, checkpoint_dir=checkpoint_dir)
+    history = train(model, xt, ut, train_config, progress=progress, checkpoint_dir=checkpoint_dir, **callbacks)
     return model, history, time.perf_counter() - t0
 
 
@@ -169,12 +173,14 @@ def run_images(config: ImagesConfig) -> dict[str, Any]:
             raise ValueError(f"the model at {config.model_path} has {model.n_classes} classes, "
                              f"{config.dataset} has {len(data.class_names)}")
     run_dir = make_run_dir(config.out, "images")
+    write_run_config(run_dir, "images", config)
     timing: dict[str, float] = {}
     history: dict[str, list[float]] = {"epoch_loss": []}
     if config.model_path is None:
-        model, history, timing["train_seconds"] = train_image_model(
-            data.train_x, data.train_y, list(data.class_names), config.model, config.train, progress=config.progress,
-            checkpoint_dir=run_dir)
+        with MetricsLogger(run_dir, config.train, len(data.train_x), tensorboard=config.log.tensorboard) as log:
+            model, history, timing["train_seconds"] = train_image_model(
+                data.train_x, data.train_y, list(data.class_names), config.model, config.train,
+                progress=config.progress, checkpoint_dir=run_dir, **log.callbacks())
         model.save(run_dir / "model.pt")
     model.eval()
 
