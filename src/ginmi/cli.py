@@ -1,5 +1,8 @@
 """The ``ginmi`` command line: one subcommand per pipeline, options generated from its config.
 
+Every subcommand also takes ``--config FILE``, a TOML file with the same keys as its options
+(:func:`ginmi.config.read_config_file`); options given on the command line override the file.
+
 Errors a user can fix (bad input, missing files, divergence) are printed as one line
 ``ginmi: error: ...`` with exit status 2; nothing is half-written.
 """
@@ -110,6 +113,7 @@ COMMANDS: dict[str, Command] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``ginmi``: one subparser per entry of :data:`COMMANDS`."""
     parser = argparse.ArgumentParser(
         prog="ginmi",
         description="GIN flows with mutual-information selection of informative latents.",
