@@ -131,3 +131,16 @@ def test_gaussian_estimator_uses_the_model():
         score_criteria(w, u, cfg)
     with pytest.raises(ValueError, match="n-permutations"):
         SelectionConfig(threshold="fdr", n_permutations=0)
+
+
+def test_min_effect_drops_significant_but_negligible_leakage():
+    rng = np.random.default_rng(1)
+    w, u = _planted(4000, seed=1)
+    w[:, 2] += 0.15 * (u - 1.5)  # a small leak of u into a noise dim: detectable, negligible
+    pure = score_criteria(w, u, SelectionConfig(min_effect=0.0, n_permutations=99), seed=0)["mi"]
+    assert set(pure.selected.tolist()) == {1, 2, 3}
+    default = score_criteria(w, u, SelectionConfig(n_permutations=99), seed=0)["mi"]
+    assert set(default.selected.tolist()) == {1, 3}
+    assert default.extra["min_score"] == pytest.approx(0.05 * np.log(4), rel=0.01)
+    assert "with score >=" in default.reason
+    assert rng is not None
