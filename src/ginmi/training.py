@@ -35,6 +35,7 @@ import copy
 import math
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -160,16 +161,18 @@ class _FlatParameters:
     parameter. :meth:`unpack` gives each parameter its own storage back.
     """
 
-    def __init__(self, params: Sequence[nn.Parameter]) -> None:
+    def __init__(self, params: Sequence[nn.Parameter], n_models: int | None = None) -> None:
+        # with n_models, parameters are stacked (leading model dim): the buffer is (n_models, total)
         self.params = list(params)
+        lead = () if n_models is None else (n_models,)
         with torch.no_grad():
-            self.flat = nn.Parameter(torch.cat([p.detach().reshape(-1) for p in self.params]))
+            self.flat = nn.Parameter(torch.cat([p.detach().reshape(*lead, -1) for p in self.params], dim=-1))
         self.flat.grad = torch.zeros_like(self.flat)
         offset = 0
         for p in self.params:
-            n = p.numel()
-            p.data = self.flat.data[offset:offset + n].view_as(p)
-            p.grad = self.flat.grad[offset:offset + n].view_as(p)
+            n = p.numel() // (n_models or 1)
+            p.data = self.flat.data[..., offset:offset + n].view_as(p)
+            p.grad = self.flat.grad[..., offset:offset + n].view_as(p)
             offset += n
 
     def unpack(self) -> None:
@@ -415,14 +418,21 @@ def train_many(
     frozen = {k: v.detach() for k, v in params.items() if k not in trainable}
     names = list(trainable)
     leaves = [nn.Parameter(trainable[k].detach().clone()) for k in names]
-    base = copy.deepcopy(models[0]).to("meta")
+    if _stackable(models[0]):
+        def batched_loss(p: dict[str, Tensor], b: dict[str, Tensor], xb: Tensor, ub: Tensor) -> Tensor:
+            return _stacked_loss(models[0], p, b, xb, ub)
+    else:  # any other architecture: vmap over functional_call (generic, slower)
+        base = copy.deepcopy(models[0]).to("meta")
 
-    def loss_one(p: dict[str, Tensor], b: dict[str, Tensor], xb: Tensor, ub: Tensor) -> Tensor:
-        return functional_call(base, (p, b), (xb, ub), kwargs={}, strict=False, tie_weights=False)
+        def loss_one(p: dict[str, Tensor], b: dict[str, Tensor], xb: Tensor, ub: Tensor) -> Tensor:
+            return functional_call(base, (p, b), (xb, ub), kwargs={}, strict=False, tie_weights=False)
 
-    base.forward = base.loss  # functional_call calls forward: make it the loss
-    batched_loss = vmap(loss_one, in_dims=(0, 0, 0, 0))
-    optimizer = _adam(leaves, config)
+        base.forward = base.loss  # functional_call calls forward: make it the loss
+        batched_loss = vmap(loss_one, in_dims=(0, 0, 0, 0))
+    flat = _FlatParameters(leaves, n_models)
+    grads = flat.flat.grad
+    stacked = dict(zip(names, leaves)) | frozen
+    optimizer = _adam([flat.flat], config)
     steps_per_epoch = math.ceil(n / config.batch_size)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _LRSchedule(config, steps_per_epoch))
     gens = [_generators(s, device) for s in seeds]
@@ -443,20 +453,19 @@ def train_many(
         for i, (xb, ub) in enumerate(zip(xe.split(config.batch_size, 1), ue.split(config.batch_size, 1))):
             if skipped[0][i]:
                 continue
-            for p in leaves:
-                p.grad = None
-            loss = batched_loss(dict(zip(names, leaves)) | frozen, buffers, xb, ub)
-            loss.sum().backward()
+            grads.zero_()
+            loss = batched_loss(stacked, buffers, xb, ub)
+            with warnings.catch_warnings():  # stacked grads are strided views of the flat buffer, by design
+                warnings.filterwarnings("ignore", message="grad and param do not obey")
+                loss.sum().backward()
             step += 1
             value = loss.detach()
             if not torch.isfinite(value).all():
                 bad = int(torch.nonzero(~torch.isfinite(value))[0])
                 raise _divergence(f"loss of model {bad}", epoch + 1, step, config, None, None)
             if config.grad_clip is not None:
-                sq = sum(p.grad.reshape(n_models, -1).pow(2).sum(1) for p in leaves)
-                coef = torch.clamp(config.grad_clip / (sq.sqrt() + 1e-6), max=1.0)
-                for p in leaves:
-                    p.grad.mul_(coef.reshape(-1, *[1] * (p.dim() - 1)))
+                norms = torch.linalg.vector_norm(grads, dim=1, keepdim=True)  # one norm per model
+                grads.mul_(torch.clamp(config.grad_clip / (norms + 1e-6), max=1.0))
             optimizer.step()
             scheduler.step()
             losses.append(value)
@@ -476,6 +485,70 @@ def train_many(
             if m.stats == "batch":
                 m.set_class_statistics(_batched_transform(m, xs[k]), us[k])
     return histories
+
+
+def _stackable(model: GINModel) -> bool:
+    """Flows of couplings with Linear/ReLU subnets and permutations: the stacked fast path applies."""
+    from ginmi.flows import AffineCoupling, Permutation
+
+    def plain(net: nn.Module) -> bool:
+        return isinstance(net, nn.Sequential) and all(isinstance(m, (nn.Linear, nn.ReLU)) for m in net)
+
+    return all(isinstance(b, Permutation) or (isinstance(b, AffineCoupling) and plain(b.subnet1) and plain(b.subnet2))
+               for b in getattr(model.flow, "blocks", [None]))
+
+
+def _stacked_loss(model: GINModel, p: dict[str, Tensor], b: dict[str, Tensor], x: Tensor, u: Tensor) -> Tensor:
+    """:meth:`GINModel.loss` of N stacked models at once: ``x`` is ``(N, B, dim)``, returns ``(N,)``.
+
+    The same operations as :mod:`ginmi.flows` and :meth:`GINModel.loss`, with a leading model
+    dimension: linear layers become ``baddbmm`` over stacked weights.
+    """
+    from ginmi.flows import Permutation, soft_clamp
+    from ginmi.model import _LOG_2PI, class_statistics
+
+    def mlp(prefix: str, net: nn.Sequential, h: Tensor) -> Tensor:
+        for j, layer in enumerate(net):
+            if isinstance(layer, nn.Linear):
+                h = torch.baddbmm(p[f"{prefix}{j}.bias"][:, None, :], h, p[f"{prefix}{j}.weight"].transpose(1, 2))
+            else:
+                h = torch.relu(h)
+        return h
+
+    def scale_shift(block: nn.Module, prefix: str, h: Tensor, n: int) -> tuple[Tensor, Tensor]:
+        s, t = torch.split(mlp(prefix, getattr(block, prefix.split(".")[-2]), h), n, dim=2)
+        s = soft_clamp(s, block.clamp)
+        if block.volume_preserving:
+            s = s - s.mean(2, keepdim=True)
+        return s, t
+
+    h = (x - b["shift"][:, None]) / b["scale"][:, None]
+    log_det = None
+    for i, block in enumerate(model.flow.blocks):
+        pre = f"flow.blocks.{i}."
+        if isinstance(block, Permutation):
+            h = torch.take_along_dim(h, b[pre + "perm"][:, None, :], dim=2)
+            continue
+        h1, h2 = torch.split(h, [block.split1, block.split2], dim=2)
+        s2, t2 = scale_shift(block, pre + "subnet2.", h2, block.split1)
+        y1 = h1 * torch.exp(s2) + t2
+        s1, t1 = scale_shift(block, pre + "subnet1.", y1, block.split2)
+        y2 = h2 * torch.exp(s1) + t1
+        h = torch.cat((y1, y2), 2)
+        if not block.volume_preserving:
+            ld = s1.sum(2) + s2.sum(2)
+            log_det = ld if log_det is None else log_det + ld
+    if model.stats == "trainable":
+        rows = torch.arange(len(u), device=u.device)[:, None]
+        log_sigma = p["log_sigma"][rows, u]
+        nll = (0.5 * (h - p["mu"][rows, u]) ** 2 * torch.exp(-2 * log_sigma) + log_sigma).mean(2)
+    else:
+        nll = torch.stack([0.5 + torch.log(class_statistics(h[k], u[k], model.n_classes)[1][u[k]]).mean(1)
+                           for k in range(len(h))])
+    nll = nll + 0.5 * _LOG_2PI
+    if log_det is not None:
+        nll = nll - log_det / model.dim
+    return nll.mean(1)
 
 
 @torch.no_grad()
