@@ -16,13 +16,14 @@ import torch
 import ginmi
 from ginmi.config import flatten, option, write_config_file
 from ginmi.model import STATS, GINModel
-from ginmi.training import TrainConfig, fit_standardization, resolve_device, train
+from ginmi.training import TrainConfig, fit_standardization, resolve_device, train, train_many
 
 __all__ = [
     "VectorModelConfig",
     "check_features",
     "encode_labels",
     "train_vector_model",
+    "train_vector_models",
     "compute_latents",
     "make_run_dir",
     "environment",
@@ -115,6 +116,36 @@ def train_vector_model(
     t0 = time.perf_counter()
     history = train(model, xt, ut, train_config, progress=progress, **callbacks)
     return model.cpu(), history, time.perf_counter() - t0
+
+
+def train_vector_models(
+    datasets: Sequence[tuple[np.ndarray, np.ndarray]],
+    classes: Sequence[Any],
+    model_config: VectorModelConfig,
+    train_config: TrainConfig,
+    seeds: Sequence[int],
+    *,
+    progress: bool = True,
+) -> tuple[list[GINModel], list[dict[str, list[float]]], float]:
+    """:func:`train_vector_model` for several data sets and seeds at once (:func:`ginmi.training.train_many`).
+
+    Model ``k`` is built and trained as ``train_vector_model`` with ``seed = seeds[k]`` would do it.
+    Returns the models, their histories and the seconds of the joint training.
+    """
+    models, xs, us = [], [], []
+    for (x, u), seed in zip(datasets, seeds):
+        model = GINModel(model_config.arch(x.shape[1], seed), len(classes), stats=model_config.stats, classes=classes)
+        xt, ut = torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(u, dtype=torch.long)
+        if model_config.standardize:
+            fit_standardization(model, xt)
+        with torch.no_grad():
+            model.log_prior.copy_(torch.log(torch.bincount(ut, minlength=len(classes)).float() / len(ut)))
+        models.append(model)
+        xs.append(xt)
+        us.append(ut)
+    t0 = time.perf_counter()
+    histories = train_many(models, xs, us, train_config, seeds=seeds, progress=progress)
+    return [m.cpu() for m in models], histories, time.perf_counter() - t0
 
 
 @torch.no_grad()
