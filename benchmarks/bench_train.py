@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import math
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -33,7 +32,6 @@ import time
 import torch
 from torch import nn
 
-from ginmi.architectures import build_flow
 from ginmi.model import GINModel
 from ginmi.training import TrainConfig, train, train_many
 
