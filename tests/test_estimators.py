@@ -17,6 +17,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from ginmi.estimators import GINTransformer, InformativeSelector
 from ginmi.pipelines.common import VectorModelConfig, compute_latents, train_vector_model
+from ginmi.selection import SelectionConfig
 from ginmi.training import TrainConfig
 
 SMALL = dict(epochs=10, batch_size=64, n_blocks=2, width=8, warmup_steps=0)
@@ -33,7 +34,7 @@ def _data(n=600, seed=0, labels=(0, 1, 2)):
 
 
 @parametrize_with_checks(
-    [InformativeSelector(), GINTransformer(**SMALL, threshold="max-curvature")],
+    [InformativeSelector(), GINTransformer(**SMALL)],
 )
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
@@ -47,6 +48,9 @@ def test_defaults_are_the_commands_defaults():
         assert getattr(gin, name) == getattr(train, name), name
     for name in ("flow", "n_blocks", "width", "clamp", "stats", "standardize"):
         assert getattr(gin, name) == getattr(model, name), name
+    for name in ("threshold", "k", "q", "min_effect", "n_permutations", "n_neighbors", "var_kind", "mi_estimator"):
+        assert getattr(gin, name) == getattr(SelectionConfig(), name), name
+        assert getattr(InformativeSelector(), name) == getattr(SelectionConfig(), name), name
 
 
 def test_gin_transformer_is_a_thin_facade_over_train_vector_model():
@@ -132,7 +136,8 @@ def test_informative_selector_on_raw_features_with_every_threshold():
         assert set(sel.selected_.tolist()) <= {1, 3} and 1 in sel.selected_
     sel = InformativeSelector(threshold="top-k", k=2).fit(x, y)
     assert sel.get_support().tolist() == [False, True, False, True]
-    assert sel.transform(x).shape == (450, 2) and sel.pvalues_ is None
+    assert sel.transform(x).shape == (450, 2) and sel.pvalues_.shape == (4,)
+    assert InformativeSelector(threshold="top-k", k=2, n_permutations=0).fit(x, y).pvalues_ is None
     np.testing.assert_array_equal(sel.transform(x), x[:, [1, 3]])
     assert sel.order_[:2].tolist() == [1, 3] and sel.scores_.shape == (4,)
     fdr = InformativeSelector(threshold="fdr", n_permutations=60).fit(x, y)

@@ -45,7 +45,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ginmi.pipelines.common import VectorModelConfig, encode_labels, train_vector_model
-from ginmi.selection import SelectionConfig, mi_scores, select, var_scores
+from ginmi.selection import SelectionConfig, score_criteria, select, var_scores
 from ginmi.tasks.classification import posterior
 from ginmi.tasks.ood import log_density
 from ginmi.training import TrainConfig
@@ -53,7 +53,7 @@ from ginmi.training import TrainConfig
 __all__ = ["GINTransformer", "InformativeSelector"]
 
 _MODEL, _TRAIN, _SELECT = VectorModelConfig(), TrainConfig(), SelectionConfig()
-_SELECTOR_PARAMS = ("criterion", "threshold", "k", "q", "n_permutations", "n_neighbors", "var_kind",
+_SELECTOR_PARAMS = ("criterion", "threshold", "k", "q", "min_effect", "n_permutations", "n_neighbors", "var_kind",
                     "mi_estimator", "random_state")
 
 
@@ -81,22 +81,25 @@ class InformativeSelector(SelectorMixin, BaseEstimator):
     criterion : {"mi", "var"}, default "mi"
         Score of a column: kNN estimate of ``I(x_i; y)`` in nats, or the root mean square over
         classes of the class-conditional std (``var_kind="std"``: the plain std).
-    threshold : {"sharp-drop", "max-curvature", "top-k", "fdr"}, default "sharp-drop"
+    threshold : {"fdr", "sharp-drop", "max-curvature", "top-k"}, default "fdr"
         How the informative set is chosen from the sorted scores (see :func:`ginmi.selection.select`);
         ``"fdr"`` keeps the Benjamini-Hochberg discoveries of permutation p-values at level ``q``
-        (``criterion="mi"`` only).
+        that also explain at least ``min_effect`` of the label entropy (``criterion="mi"`` only).
     k : int, optional
         Number of columns kept with ``threshold="top-k"``.
     q : float, default 0.05
         False-discovery rate of ``threshold="fdr"``.
+    min_effect : float, default 0.05
+        With ``"fdr"``, the smallest ``I(x_i; y) / H(y)`` kept (0: significance alone).
     n_permutations : int, default 200
-        Label permutations of the p-values (``threshold="fdr"``).
+        Label permutations of the p-values (0: none; ``"fdr"`` needs them).
     n_neighbors : int, default 3
         Neighbours of the kNN MI estimator.
     var_kind : {"class-rms", "std"}, default "class-rms"
         The VAR score.
-    mi_estimator : str, default "sklearn"
-        MI estimator, one of :data:`ginmi.selection.MI_ESTIMATORS`.
+    mi_estimator : {"knn", "sklearn"}, default "knn"
+        MI estimator (see :data:`ginmi.selection.MI_ESTIMATORS`; the model-based ``"gaussian"``
+        needs a GIN model and is not available here).
     random_state : int, RandomState or None, default 0
         Seed of the estimator's tie-breaking jitter and of the permutations.
 
@@ -105,7 +108,8 @@ class InformativeSelector(SelectorMixin, BaseEstimator):
     scores_ : ndarray of shape (n_features_in_,)
         Score of every column (higher = more informative).
     pvalues_ : ndarray of shape (n_features_in_,) or None
-        Permutation p-values of ``I(x_i; y) = 0`` (``threshold="fdr"``), else None.
+        Permutation p-values of ``I(x_i; y) = 0`` (``criterion="mi"`` and ``n_permutations > 0``),
+        else None.
     order_ : ndarray of int
         Columns ordered by score, best first.
     selected_ : ndarray of int
@@ -141,6 +145,7 @@ class InformativeSelector(SelectorMixin, BaseEstimator):
         threshold: str = _SELECT.threshold,
         k: int | None = _SELECT.k,
         q: float = _SELECT.q,
+        min_effect: float = _SELECT.min_effect,
         n_permutations: int = _SELECT.n_permutations,
         n_neighbors: int = _SELECT.n_neighbors,
         var_kind: str = _SELECT.var_kind,
@@ -151,6 +156,7 @@ class InformativeSelector(SelectorMixin, BaseEstimator):
         self.threshold = threshold
         self.k = k
         self.q = q
+        self.min_effect = min_effect
         self.n_permutations = n_permutations
         self.n_neighbors = n_neighbors
         self.var_kind = var_kind
@@ -177,21 +183,19 @@ class InformativeSelector(SelectorMixin, BaseEstimator):
             raise ValueError(f"criterion must be 'mi' or 'var', got {self.criterion!r}")
         if self.threshold == "fdr" and self.criterion != "mi":
             raise ValueError("threshold='fdr' needs MI permutation p-values: use criterion='mi'")
+        if self.mi_estimator == "gaussian":
+            raise ValueError("the gaussian MI estimator needs a trained GIN model; use 'knn' or 'sklearn' here")
         seed = _seed(self.random_state)
         if self.criterion == "mi":
-            config = SelectionConfig(mi_estimator=self.mi_estimator, n_neighbors=self.n_neighbors)
-            scores = mi_scores(X, y, config, seed=seed)
+            config = SelectionConfig(
+                mi_estimator=self.mi_estimator, threshold=self.threshold, k=self.k, q=self.q,
+                min_effect=self.min_effect, n_permutations=self.n_permutations,
+                n_neighbors=self.n_neighbors, var_kind=self.var_kind)
+            selection = score_criteria(X, y, config, seed=seed)["mi"]
         else:
-            scores = var_scores(X, y, self.var_kind)
-        pvalues = None
-        if self.threshold == "fdr":
-            from ginmi.mi import permutation_pvalues
-
-            pvalues, _ = permutation_pvalues(X, y, n_permutations=self.n_permutations,
-                                             n_neighbors=self.n_neighbors, random_state=seed, observed=scores)
-        selection = select(scores, self.threshold, k=self.k, pvalues=pvalues, q=self.q)
+            selection = select(var_scores(X, y, self.var_kind), self.threshold, k=self.k)
         self.scores_ = selection.scores
-        self.pvalues_ = pvalues
+        self.pvalues_ = selection.extra.get("pvalues")
         self.order_ = selection.order
         self.selected_ = selection.selected
         self.reason_ = selection.reason
@@ -236,7 +240,7 @@ class GINTransformer(ClassifierMixin, TransformerMixin, BaseEstimator):
         Training settings, as :class:`~ginmi.training.TrainConfig` (defaults: the paper's).
     device : str, default "auto"
         Torch device of training (``"auto"``: CUDA when available); the fitted model lives on the CPU.
-    criterion, threshold, k, q, n_permutations, n_neighbors, var_kind, mi_estimator
+    criterion, threshold, k, q, min_effect, n_permutations, n_neighbors, var_kind, mi_estimator
         Selection of the informative latents, as :class:`InformativeSelector`.
     prior : {"empirical", "uniform"}, default "empirical"
         Class prior ``p(y)`` of the posterior and the mixture density.
@@ -270,11 +274,8 @@ class GINTransformer(ClassifierMixin, TransformerMixin, BaseEstimator):
     On the CPU a fit is deterministic given an int ``random_state``.
 
     :func:`~sklearn.utils.estimator_checks.check_estimator` passes in full, at small settings
-    for speed (``epochs=10, batch_size=64, n_blocks=2``) and with ``threshold="max-curvature"``:
-    ``check_classifiers_train`` asks for 83% training accuracy on 3 blobs in 2 features, and
-    ``"sharp-drop"`` always cuts between the two scores of a 2-feature problem, so the posterior
-    would use one informative latent of two. (The checks for pandas input and the array API are
-    skipped by scikit-learn itself when pandas or ``SCIPY_ARRAY_API`` are absent.)
+    for speed (``epochs=10, batch_size=64, n_blocks=2``). (scikit-learn itself skips its checks
+    for pandas input and the array API when pandas or ``SCIPY_ARRAY_API`` are absent.)
 
     Example:
         >>> import numpy as np
@@ -312,6 +313,7 @@ class GINTransformer(ClassifierMixin, TransformerMixin, BaseEstimator):
         threshold: str = _SELECT.threshold,
         k: int | None = _SELECT.k,
         q: float = _SELECT.q,
+        min_effect: float = _SELECT.min_effect,
         n_permutations: int = _SELECT.n_permutations,
         n_neighbors: int = _SELECT.n_neighbors,
         var_kind: str = _SELECT.var_kind,
@@ -340,6 +342,7 @@ class GINTransformer(ClassifierMixin, TransformerMixin, BaseEstimator):
         self.threshold = threshold
         self.k = k
         self.q = q
+        self.min_effect = min_effect
         self.n_permutations = n_permutations
         self.n_neighbors = n_neighbors
         self.var_kind = var_kind
