@@ -8,7 +8,6 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 from ginmi.cli import main
 from ginmi.data.images import FASHION_MNIST_SYSTEM_DIR
@@ -93,7 +92,7 @@ def test_image_defaults_are_the_reference_settings():
     assert config.model.conv_widths == (16, 32) and config.model.fc_width == 392
 
 
-def test_cli_options_override_the_image_defaults(tmp_path, capsys):
+def test_cli_options_override_the_image_defaults():
     from ginmi.cli import build_parser
     from ginmi.config import from_namespace
 
