@@ -100,7 +100,7 @@ class ImagesConfig:
     k_grid: tuple[int, ...] = option(DEFAULT_K_GRID, "numbers of top latents for the accuracy curves (clipped to dim)")
     etas: tuple[float, ...] = option((0.0, 0.001, 0.02), "FGSM step sizes eta")
     defence_k: float = option(1.0, "rejection threshold k: reject when p(w_S|u) < p(mu_u - k sigma_u|u) for all u")
-    mi_samples: int | None = option(10_000, "training latents used for the MI scores (random subset; none = all)")
+    mi_samples: int | None = option(None, "training latents used for the MI scores (random subset; none = all)")
     n_figure_classes: int = option(10, "classes shown in the latent figures")
     out: str | None = option(None, "run folder (default runs/images-<timestamp>)")
     progress: bool = option(True, "show progress bars")
