@@ -129,3 +129,16 @@ def test_model_rejects_bad_construction():
         GINModel({"name": "vector", "dim": 4}, 1)
     with pytest.raises(ValueError, match="positive"):
         TrainConfig(epochs=0)
+
+
+def test_vector_training_runs_single_threaded_and_restores_threads():
+    from ginmi.training import cpu_threads
+
+    before = torch.get_num_threads()
+    seen = []
+    x, u = _toy(200)
+    train(_model(), x, u, TrainConfig(epochs=1, batch_size=100), progress=False,
+          on_epoch=lambda e, loss: seen.append(torch.get_num_threads()))
+    assert seen == [1] and torch.get_num_threads() == before
+    with cpu_threads(TrainConfig(threads=2), _model()):
+        assert torch.get_num_threads() == 2
