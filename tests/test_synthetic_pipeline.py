@@ -126,3 +126,17 @@ def test_regeneration_refuses_different_data(run, results, tmp_path):
     tampered["variants"]["main"]["trials"][0]["data"]["checksum"] += 1.0
     with pytest.raises(ValueError, match="differ from the run"):
         write_figures(run, tampered)
+
+
+def test_trials_trained_together_equal_trials_trained_one_by_one(tmp_path):
+    from ginmi.cli import main
+
+    common = ["synthetic", "--trials", "2", "--variants", "main", "--n-samples", "500", "--epochs", "2",
+              "--n-test", "100", "--no-progress", "--no-report", "--n-permutations", "20"]
+    assert main([*common, "--out", str(tmp_path / "together")]) == 0
+    assert main([*common, "--no-together", "--jobs", "1", "--out", str(tmp_path / "loop")]) == 0
+    a = json.loads((tmp_path / "together" / "results.json").read_text())["variants"]["main"]["trials"]
+    b = json.loads((tmp_path / "loop" / "results.json").read_text())["variants"]["main"]["trials"]
+    for ta, tb in zip(a, b):
+        np.testing.assert_allclose(ta["training"]["epoch_loss"], tb["training"]["epoch_loss"], rtol=1e-4)
+        np.testing.assert_allclose(ta["criteria"]["mi"]["scores"], tb["criteria"]["mi"]["scores"], atol=2e-3)

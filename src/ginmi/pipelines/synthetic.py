@@ -53,6 +53,7 @@ from ginmi.pipelines.common import (
     environment,
     make_run_dir,
     train_vector_model,
+    train_vector_models,
     write_run_config,
 )
 from ginmi.selection import SelectionConfig, mi_scores, score_criteria
@@ -115,6 +116,9 @@ class SyntheticConfig:
                                    "(the paper: uniform)", choices=PRIORS)
     jobs: int = option(0, "models trained in parallel processes, one thread each (0: one per CPU core, "
                           "at most one per model; 1: one after another in this process)")
+    together: bool = option(True, "train the trials of each setting together in one process on stacked "
+                            "parameters (train_many: 10 seeds cost about 3x one); --no-together trains them "
+                            "one by one (--jobs processes), with per-trial checkpoints, metrics.csv and --resume")
     report: bool = option(True, "write report.html into the run folder")
     out: str | None = option(None, "run folder (default runs/synthetic-<timestamp>)")
     progress: bool = option(True, "show progress bars")
@@ -264,7 +268,6 @@ def _run_trial(config: SyntheticConfig, run_dir: Path, variant: str, trial: int,
     data = _make_data(config, settings["noise_std"], seed)
     train_config = replace(config.train, seed=seed)
     model_config = replace(config.model, stats=settings["stats"])
-    model_path = "model.pt" if primary else f"models/{variant}-trial{trial}.pt"
     log_dir = run_dir if primary else run_dir / "logs" / f"{variant}-trial{trial}"
     checkpoint_dir = run_dir if primary else run_dir / "checkpoints" / f"{variant}-trial{trial}"
     with MetricsLogger(log_dir, train_config, len(data.x), tensorboard=config.log.tensorboard) as log:
@@ -272,6 +275,31 @@ def _run_trial(config: SyntheticConfig, run_dir: Path, variant: str, trial: int,
             data.x, data.u, list(range(config.n_components)), model_config, train_config,
             progress=config.progress, checkpoint_dir=checkpoint_dir, **log.callbacks()
         )
+    return _finish_trial(config, run_dir, variant, trial, primary, data, model, history, train_seconds)
+
+
+def _run_trials_together(config: SyntheticConfig, run_dir: Path, variant: str, trials: Sequence[int],
+                         primary: bool) -> list[dict[str, Any]]:
+    """Train the given trials of one setting at once (:func:`ginmi.training.train_many`), then
+    evaluate each; ``primary``: the first of them is the run's primary trial."""
+    settings = config.variant_settings(variant)
+    seeds = [config.train.seed + t for t in trials]
+    datas = [_make_data(config, settings["noise_std"], seed) for seed in seeds]
+    models, histories, seconds = train_vector_models(
+        [(d.x, d.u) for d in datas], list(range(config.n_components)),
+        replace(config.model, stats=settings["stats"]), config.train, seeds, progress=config.progress)
+    return [_finish_trial(config, run_dir, variant, trial, primary and i == 0, data, model, history,
+                          seconds / len(trials))
+            for i, (trial, data, model, history) in enumerate(zip(trials, datas, models, histories))]
+
+
+def _finish_trial(config: SyntheticConfig, run_dir: Path, variant: str, trial: int, primary: bool,
+                  data: SyntheticData, model: GINModel, history: dict[str, list[float]],
+                  train_seconds: float) -> dict[str, Any]:
+    """Save a trained trial's model and evaluate it on fresh test sets."""
+    settings = config.variant_settings(variant)
+    seed = config.train.seed + trial
+    model_path = "model.pt" if primary else f"models/{variant}-trial{trial}.pt"
     model.save(run_dir / model_path)
     t0 = time.perf_counter()
     test = make_test_sets(data, config.n_test, seed)
@@ -335,7 +363,12 @@ def run_synthetic(config: SyntheticConfig) -> dict[str, Any]:
     tasks = [(variant, i, v_index == 0 and i == 0) for v_index, variant in enumerate(variants)
              for i in range(config.trials)]
     jobs = min(len(tasks), config.jobs or os.cpu_count() or 1)
-    if jobs == 1:
+    launched_alone = int(os.environ.get("WORLD_SIZE", "1")) == 1  # train_many is single-process
+    if config.together and config.trials > 1 and not config.train.resume and launched_alone:
+        jobs = 1
+        done = [t for v_index, variant in enumerate(variants)
+                for t in _run_trials_together(config, run_dir, variant, range(config.trials), v_index == 0)]
+    elif jobs == 1:
         done = [_run_trial(config, run_dir, *task) for task in tasks]
     else:
         import multiprocessing
