@@ -42,6 +42,18 @@ __all__ = [
 COUPLINGS = {"gin": GINCoupling, "glow": GLOWCoupling}
 
 
+def _initialise(net: nn.Sequential, *, zero_last: bool, xavier: bool) -> nn.Sequential:
+    """Xavier-normal weights for every layer (optional); zero last layer for identity initialisation."""
+    if xavier:
+        for layer in net:
+            if isinstance(layer, (nn.Linear, nn.Conv2d)):
+                nn.init.xavier_normal_(layer.weight)
+    if zero_last:
+        nn.init.zeros_(net[-1].weight)
+        nn.init.zeros_(net[-1].bias)
+    return net
+
+
 def mlp_subnet(width: int, *, zero_last: bool = True, xavier: bool = False) -> SubnetConstructor:
     """Constructor of fully-connected subnets ``c_in -> width -> width -> c_out`` with ReLUs.
 
@@ -54,14 +66,7 @@ def mlp_subnet(width: int, *, zero_last: bool = True, xavier: bool = False) -> S
         net = nn.Sequential(
             nn.Linear(c_in, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(), nn.Linear(width, c_out)
         )
-        if xavier:
-            for layer in net:
-                if isinstance(layer, nn.Linear):
-                    nn.init.xavier_normal_(layer.weight)
-        if zero_last:
-            nn.init.zeros_(net[-1].weight)
-            nn.init.zeros_(net[-1].bias)
-        return net
+        return _initialise(net, zero_last=zero_last, xavier=xavier)
 
     return construct
 
@@ -101,14 +106,7 @@ def conv_subnet(width: int, *, zero_last: bool = True, xavier: bool = True) -> S
             nn.Conv2d(width, width, 3, padding=1), nn.ReLU(),
             nn.Conv2d(width, c_out, 3, padding=1),
         )
-        if xavier:
-            for layer in net:
-                if isinstance(layer, nn.Conv2d):
-                    nn.init.xavier_normal_(layer.weight)
-        if zero_last:
-            nn.init.zeros_(net[-1].weight)
-            nn.init.zeros_(net[-1].bias)
-        return net
+        return _initialise(net, zero_last=zero_last, xavier=xavier)
 
     return construct
 
