@@ -194,7 +194,7 @@ def run_images(config: ImagesConfig) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     n_mi = len(w_train) if config.mi_samples is None else min(config.mi_samples, len(w_train))
     mi_idx = np.sort(rng.choice(len(w_train), n_mi, replace=False))
-    mi = mi_scores(w_train[mi_idx], data.train_y[mi_idx], config.selection, seed=seed)
+    mi = mi_scores(w_train[mi_idx], data.train_y[mi_idx], config.selection, seed=seed, model=model)
     var = var_scores(w_train, data.train_y, config.selection.var_kind)
     timing["score_seconds"] = time.perf_counter() - t0
 
