@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import os
 from itertools import combinations
+from pathlib import Path
 from typing import Sequence
 
 import matplotlib
@@ -18,6 +19,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from ginmi.io import atomic_open  # noqa: E402
 
 __all__ = [
+    "FigureFolder",
     "save",
     "projections",
     "all_projections",
@@ -35,6 +37,20 @@ __all__ = [
 ]
 
 _MAX_POINTS = 4000
+
+
+class FigureFolder:
+    """A folder of figures: :meth:`save` writes ``folder/name`` and records the path in ``written``."""
+
+    def __init__(self, folder: str | os.PathLike) -> None:
+        self.folder = Path(folder)
+        self.written: list[Path] = []
+
+    def save(self, fig: Figure, name: str) -> Path:
+        path = self.folder / name
+        save(fig, path)
+        self.written.append(path)
+        return path
 
 
 def save(fig: Figure, path: str | os.PathLike, dpi: int = 110) -> None:

@@ -289,11 +289,8 @@ def write_figures(run_dir: str | Path, results: dict[str, Any], model: GINModel 
     Returns the paths written (``ginmi report`` calls this to redraw a run's figures)."""
     run_dir = Path(run_dir)
     fig_dir = run_dir / "figures"
-    written: list[Path] = []
-
-    def save(fig: Any, name: str) -> None:
-        plots.save(fig, fig_dir / name)
-        written.append(fig_dir / name)
+    figures = plots.FigureFolder(fig_dir)
+    save, written = figures.save, figures.written
 
     best_k = results["best_k"]
     crit = results["criteria"]

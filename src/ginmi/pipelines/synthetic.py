@@ -437,12 +437,8 @@ def write_figures(run_dir: str | Path, results: dict[str, Any]) -> list[Path]:
     fig_dir = run_dir / "figures"
     config = _config_from_results(results)
     runs = results["variants"]
-    written: list[Path] = []
-
-    def save(fig: Any, name: str) -> None:
-        path = fig_dir / name
-        plots.save(fig, path)
-        written.append(path)
+    figures = plots.FigureFolder(fig_dir)
+    save, written = figures.save, figures.written
 
     # curves over k and ROC: every variant, spread over trials (Figs. 4, 5)
     acc = {v: {o: np.array([t["accuracy_vs_k"][o] for t in r["trials"]]) for o in ("mi", "var")} for v, r in runs.items()}

@@ -112,11 +112,8 @@ def write_figures(run_dir: str | Path, results: dict[str, Any]) -> list[Path]:
     """Figures of a ``fit`` run from its results and saved model (the data file is read again)."""
     run_dir = Path(run_dir)
     fig_dir = run_dir / "figures"
-    written: list[Path] = []
-
-    def save(fig: Any, name: str) -> None:
-        plots.save(fig, fig_dir / name)
-        written.append(fig_dir / name)
+    figures = plots.FigureFolder(fig_dir)
+    save, written = figures.save, figures.written
 
     crit = results["criteria"]
     if "accuracy_vs_k" in results:
