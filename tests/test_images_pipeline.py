@@ -22,7 +22,7 @@ needs_fashion = pytest.mark.skipif(
 )
 
 TINY = ["images", "--dataset", "fashion-mnist", "--ood", "digits", "--max-train", "400", "--max-test", "200",
-        "--epochs", "2", "--batch-size", "50", "--lr", "1e-3", "--conv-widths", "4", "8", "--n-conv-blocks", "1",
+        "--epochs", "2", "--batch-size", "50", "--lr", "1e-2", "--conv-widths", "4", "8", "--n-conv-blocks", "1",
         "--fc-width", "32", "--n-fc-blocks", "1", "--mi-samples", "400", "--n-figure-classes", "2",
         "--k-grid", "1", "5", "20", "100", "784", "--etas", "0", "0.01", "0.05", "--no-progress"]
 
