@@ -79,8 +79,7 @@ class AffineCoupling(nn.Module):
         return s, t
 
     def _log_det(self, *scales: Tensor) -> Tensor:
-        if self.volume_preserving:
-            return scales[0].new_zeros(scales[0].shape[0])
+        """Log-determinant of the non-volume-preserving coupling: the sum of its log-scales."""
         return sum(s.flatten(1).sum(1) for s in scales)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
