@@ -11,7 +11,7 @@ from torch import nn
 from ginmi.architectures import build_flow
 from ginmi.flows import GINCoupling, Permutation
 from ginmi.model import GINModel
-from ginmi.training import TrainConfig, lr_factor, train, train_many
+from ginmi.training import TrainConfig, evaluate_loss, lr_factor, train, train_many
 
 
 def _data(n=240, dim=4, seed=0):
@@ -114,6 +114,11 @@ def test_models_trained_together_equal_models_trained_alone(stats):
         history = train(alone, *data[k], replace(config, seed=seed), progress=False)
         torch.testing.assert_close(torch.tensor(histories[k]["step_loss"]), torch.tensor(history["step_loss"]),
                                    rtol=1e-4, atol=1e-5)
+        if stats == "batch":
+            # translations of w leave the batch-statistics loss unchanged, so Adam turns rounding noise in
+            # the (zero) gradient of the last shift biases into +-lr steps: compare likelihoods instead
+            assert abs(evaluate_loss(alone, *data[k]) - evaluate_loss(together[k], *data[k])) < 1e-3
+            continue
         for (name, a), b in zip(alone.state_dict().items(), together[k].state_dict().values()):
             torch.testing.assert_close(b, a, rtol=1e-3, atol=2e-4, msg=name)
 

@@ -8,7 +8,8 @@ optional gradient clipping and learning-rate warm-up.
 
 Speed: in one process the trainable parameters are packed into one flat buffer (their ``.data``
 and ``.grad`` are views of it), so zeroing, clipping and the fused Adam update are each one
-kernel instead of one per tensor. The function computed is unchanged.
+kernel instead of one per tensor; vector GIN networks on the CPU compute loss and gradient in
+one compiled kernel (:mod:`ginmi.fused`). The function computed is unchanged.
 
 Robustness: with ``checkpoint_dir`` a checkpoint (model, optimizer, scheduler, epoch, step,
 RNG states, history) is written atomically every ``checkpoint_every`` epochs, and
@@ -49,6 +50,8 @@ from tqdm.auto import tqdm
 from ginmi import distributed as dist
 from ginmi.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from ginmi.config import option
+from ginmi.fused import FusedStep
+from ginmi.fused import supports as fused_supports
 from ginmi.model import GINModel
 
 __all__ = [
@@ -88,6 +91,9 @@ class TrainConfig:
         1, "write RUN/checkpoint.pt (atomically) every this many epochs and at the end (0: only at the end)"
     )
     resume: bool = option(False, "continue from RUN/checkpoint.pt of the same --out folder (same options), exactly")
+    fused: bool = option(True, "train vector GIN networks on the CPU with the fused compiled step (ginmi.fused: the "
+                         "same loss and gradient as autograd in one numba kernel, about 5x faster); --no-fused "
+                         "uses autograd")
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size"):
@@ -106,7 +112,7 @@ class TrainConfig:
 
 
 # options that may differ between an interrupted run and its resumption
-_RESUME_FREE = ("resume", "checkpoint_every", "device")
+_RESUME_FREE = ("resume", "checkpoint_every", "device", "fused")
 
 
 class DivergenceError(RuntimeError):
@@ -288,6 +294,8 @@ def train(
         params = [p for p in model.parameters() if p.requires_grad]
         flat = _FlatParameters(params) if ctx.world_size == 1 else None
         opt_params = [flat.flat] if flat is not None else params
+        fused = (FusedStep(model, flat.flat.data, flat.flat.grad)
+                 if flat is not None and config.fused and fused_supports(model) else None)
         optimizer = _adam(opt_params, config)
         steps_per_epoch = math.ceil(len(x) / config.batch_size)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _LRSchedule(config, steps_per_epoch))
@@ -329,7 +337,9 @@ def train(
                 for i, (xb, ub) in enumerate(zip(xe.split(config.batch_size), ue.split(config.batch_size))):
                     if skipped[i]:
                         continue
-                    if objective is None:
+                    if fused is not None:
+                        value = fused(xb, ub)
+                    elif objective is None:
                         loss = model.loss(xb, ub)
                         grads.zero_()
                         loss.backward()
