@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import pytest
 import torch
 
-from ginmi.fused import FusedStep, supports
+from ginmi.fused import FlatAdam, FusedStep, supports
 from ginmi.model import GINModel
 from ginmi.training import TrainConfig, _FlatParameters, train
 
@@ -76,3 +77,43 @@ def test_training_with_the_fused_step_follows_autograd(stats):
     rtol = 1e-4 if stats == "trainable" else 2e-3
     torch.testing.assert_close(torch.tensor(runs[True]), torch.tensor(runs[False]), rtol=rtol, atol=1e-5)
     assert runs[True][-1] < runs[True][0] - 0.1  # it trained
+
+
+@pytest.mark.parametrize("weight_decay,max_norm", [(0.0, None), (1e-2, 0.5)])
+def test_flat_adam_follows_torch_adam_and_shares_its_state_format(weight_decay, max_norm):
+    g = torch.Generator().manual_seed(0)
+    ours, theirs = torch.randn(50, generator=g, dtype=torch.float64), None
+    theirs = torch.nn.Parameter(ours.clone())
+    grads = torch.zeros_like(ours)
+    adam = FlatAdam(ours, grads, lr=0.1, weight_decay=weight_decay)
+    reference = torch.optim.Adam([theirs], lr=0.1, weight_decay=weight_decay)
+    for step in range(6):
+        lr = 0.1 * 0.5 ** step  # the trainer sets the scheduled rate before every step
+        adam.param_groups[0]["lr"] = reference.param_groups[0]["lr"] = lr
+        grads.copy_(torch.randn(50, generator=g, dtype=torch.float64) * 3)
+        theirs.grad = grads.clone()
+        norm = adam.step(max_norm)
+        assert norm == pytest.approx(float(theirs.grad.norm()))
+        if max_norm is not None:
+            torch.nn.utils.clip_grad_norm_([theirs], max_norm)
+        reference.step()
+        torch.testing.assert_close(ours, theirs.detach(), rtol=1e-12, atol=1e-12)
+    # state dicts load across: torch's Adam continues from ours exactly as ours does
+    again = torch.nn.Parameter(ours.clone())
+    resumed = torch.optim.Adam([again], lr=0.1)
+    resumed.load_state_dict(adam.state_dict())
+    copy = FlatAdam(ours.clone(), grads, lr=1.0)
+    copy.load_state_dict(reference.state_dict())
+    assert copy.steps == 6 and copy.param_groups[0]["weight_decay"] == weight_decay
+    torch.testing.assert_close(copy.exp_avg_sq, reference.state[theirs]["exp_avg_sq"])
+    again.grad = grads.clone()
+    resumed.step()
+    adam.step()
+    torch.testing.assert_close(ours, again.detach(), rtol=1e-12, atol=1e-12)
+
+
+def test_flat_adam_skips_a_non_finite_gradient():
+    values, grads = torch.ones(4), torch.tensor([1.0, float("nan"), 0.0, 0.0])
+    adam = FlatAdam(values, grads, lr=0.1)
+    assert math.isnan(adam.step(1.0))
+    assert adam.steps == 0 and torch.equal(values, torch.ones(4)) and not adam.exp_avg.any()

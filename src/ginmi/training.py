@@ -50,7 +50,7 @@ from tqdm.auto import tqdm
 from ginmi import distributed as dist
 from ginmi.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from ginmi.config import option
-from ginmi.fused import FusedStep
+from ginmi.fused import FlatAdam, FusedStep
 from ginmi.fused import supports as fused_supports
 from ginmi.model import GINModel
 
@@ -296,9 +296,9 @@ def train(
         opt_params = [flat.flat] if flat is not None else params
         fused = (FusedStep(model, flat.flat.data, flat.flat.grad)
                  if flat is not None and config.fused and fused_supports(model) else None)
-        optimizer = _adam(opt_params, config)
-        steps_per_epoch = math.ceil(len(x) / config.batch_size)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _LRSchedule(config, steps_per_epoch))
+        optimizer = (FlatAdam(flat.flat, flat.flat.grad, lr=config.lr, weight_decay=config.weight_decay)
+                     if fused is not None else _adam(opt_params, config))
+        schedule = _LRSchedule(config, math.ceil(len(x) / config.batch_size))
         objective = dist.wrap_objective(model, ctx) if ctx.world_size > 1 else None
         history: dict[str, list[float]] = {"step_loss": [], "epoch_loss": [], "epoch_seconds": []}
         ckpt_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
@@ -318,7 +318,6 @@ def train(
             with torch.no_grad():
                 model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
             order_gen.set_state(state["rng"]["order"])
             noise_gen.set_state(state["rng"]["noise"])
             torch.set_rng_state(state["rng"]["torch"])
@@ -348,19 +347,25 @@ def train(
                         optimizer.zero_grad(set_to_none=True)
                         loss, value = objective(xb, ub)
                         loss.backward()
-                    step += 1
                     if not math.isfinite(value):
-                        raise _divergence("loss", epoch + 1, step, config, ckpt_path, good_epoch)
-                    if config.grad_clip is not None:
-                        if grads is not None:
-                            norm = torch.linalg.vector_norm(grads)
-                            grads.mul_(torch.clamp(config.grad_clip / (norm + 1e-6), max=1.0))
-                        else:
-                            norm = torch.nn.utils.clip_grad_norm_(params, config.grad_clip, foreach=True)
-                        if not torch.isfinite(norm):
-                            raise _divergence("gradient", epoch + 1, step, config, ckpt_path, good_epoch)
-                    optimizer.step()
-                    scheduler.step()
+                        raise _divergence("loss", epoch + 1, step + 1, config, ckpt_path, good_epoch)
+                    optimizer.param_groups[0]["lr"] = config.lr * schedule(step)
+                    step += 1
+                    if isinstance(optimizer, FlatAdam):  # clipping and update in one kernel
+                        norm = optimizer.step(config.grad_clip)
+                    else:
+                        norm = 0.0
+                        if config.grad_clip is not None:
+                            if grads is not None:
+                                norm = torch.linalg.vector_norm(grads)
+                                grads.mul_(torch.clamp(config.grad_clip / (norm + 1e-6), max=1.0))
+                            else:
+                                norm = torch.nn.utils.clip_grad_norm_(params, config.grad_clip, foreach=True)
+                            norm = float(norm)
+                        if math.isfinite(norm):
+                            optimizer.step()
+                    if not math.isfinite(norm):
+                        raise _divergence("gradient", epoch + 1, step, config, ckpt_path, good_epoch)
                     losses.append(value)
                     if on_step is not None and main:
                         on_step(step, value)
@@ -378,7 +383,7 @@ def train(
                         save_checkpoint(ckpt_path, {
                             "model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
                             "optimizer": optimizer.state_dict(),
-                            "scheduler": scheduler.state_dict(),
+                            "scheduler": {"step": step, "lr": optimizer.param_groups[0]["lr"]},
                             "epoch": epoch + 1,
                             "step": step,
                             "rng": {"order": order_gen.get_state(), "noise": noise_gen.get_state().cpu(),
@@ -462,8 +467,7 @@ def train_many(
         grads = flat.flat.grad
         stacked = dict(zip(names, leaves)) | frozen
         optimizer = _adam([flat.flat], config)
-        steps_per_epoch = math.ceil(n / config.batch_size)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _LRSchedule(config, steps_per_epoch))
+        schedule = _LRSchedule(config, math.ceil(n / config.batch_size))
         gens = [_generators(s, device) for s in seeds]
         histories = [{"step_loss": [], "epoch_loss": [], "epoch_seconds": []} for _ in models]
         bar = tqdm(range(config.epochs), desc=f"training {n_models} models", unit="epoch",
@@ -483,6 +487,7 @@ def train_many(
                 if skipped[0][i]:
                     continue
                 grads.zero_()
+                optimizer.param_groups[0]["lr"] = config.lr * schedule(step)
                 loss = batched_loss(stacked, buffers, xb, ub)
                 with warnings.catch_warnings():  # stacked grads are strided views of the flat buffer, by design
                     warnings.filterwarnings("ignore", message="grad and param do not obey")
@@ -496,7 +501,6 @@ def train_many(
                     norms = torch.linalg.vector_norm(grads, dim=1, keepdim=True)  # one norm per model
                     grads.mul_(torch.clamp(config.grad_clip / (norms + 1e-6), max=1.0))
                 optimizer.step()
-                scheduler.step()
                 losses.append(value)
             seconds = time.perf_counter() - t0
             table = torch.stack(losses).T.tolist() if losses else [[] for _ in models]
