@@ -82,17 +82,35 @@ def projections(values: np.ndarray, u: np.ndarray, pairs: Sequence[tuple[int, in
     return fig
 
 
-def all_projections(values: np.ndarray, u: np.ndarray, title: str) -> Figure:
-    """All pairwise 2-D projections (45 for 10 dims; paper Figs. 12-14)."""
+def all_projections(values: np.ndarray, u: np.ndarray, title: str, panel: int = 100) -> Figure:
+    """All pairwise 2-D projections (45 for 10 dims; paper Figs. 12-14), coloured by label.
+
+    Drawn as one raster image (``panel`` pixels square per pair, each point a 2x2 dot in its
+    label's tab10 colour, later points on top as in a scatter plot) instead of one axes and one
+    scatter per pair: the same picture in a tenth of the time.
+    """
     pairs = list(combinations(range(values.shape[1]), 2))
     cols = 9 if len(pairs) >= 9 else len(pairs)
     rows = int(np.ceil(len(pairs) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(1.9 * cols, 1.9 * rows), squeeze=False)
-    for ax in axes.flat[len(pairs):]:
-        ax.axis("off")
-    for ax, (i, j) in zip(axes.flat, pairs):
-        _scatter(ax, values[:, i], values[:, j], u, f"({i}, {j})", size=0.5)
-        ax.set_xticks([]), ax.set_yticks([])
+    gap, label = 4, 14  # pixels between panels and above each for its label
+    cell_h, cell_w = panel + gap + label, panel + gap
+    canvas = np.ones((rows * cell_h, cols * cell_w, 3))
+    idx = _thin(len(values))
+    v = np.asarray(values, dtype=float)[idx]
+    lo, hi = v.min(0), v.max(0)
+    pix = np.floor((v - lo) / np.where(hi > lo, hi - lo, 1.0) * (panel - 2)).astype(int)
+    rgb = np.asarray(plt.get_cmap("tab10").colors)[np.asarray(u)[idx] % 10]
+    fig, ax = plt.subplots(figsize=(1.9 * cols, 1.9 * cols * canvas.shape[0] / canvas.shape[1] + 0.5))
+    for n, (i, j) in enumerate(pairs):
+        top, left = (n // cols) * cell_h + label, (n % cols) * cell_w
+        canvas[top:top + panel, left:left + panel] = 0.97  # panel background
+        y, x = top + panel - 2 - pix[:, j], left + pix[:, i]
+        for dy in (0, 1):
+            for dx in (0, 1):
+                canvas[y + dy, x + dx] = rgb
+        ax.text(left + panel / 2, top - 2, f"({i}, {j})", ha="center", va="bottom", fontsize=8)
+    ax.imshow(canvas, interpolation="nearest")
+    ax.axis("off")
     fig.suptitle(title)
     return fig
 
