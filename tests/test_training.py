@@ -102,9 +102,10 @@ def test_lr_schedule_warmup_and_milestones():
     assert lr_factor(config, 80, 10) == pytest.approx(0.01)
 
 
+@pytest.mark.parametrize("fused", [True, False])  # threads running train, or one step on stacked parameters
 @pytest.mark.parametrize("stats", ["trainable", "batch"])
-def test_models_trained_together_equal_models_trained_alone(stats):
-    config = TrainConfig(epochs=2, batch_size=60, lr=1e-2, warmup_steps=3, device="cpu")
+def test_models_trained_together_equal_models_trained_alone(stats, fused):
+    config = TrainConfig(epochs=2, batch_size=60, lr=1e-2, warmup_steps=3, device="cpu", fused=fused)
     data = [_data(seed=s) for s in (0, 1, 2)]
     together = [_model(seed=s, stats=stats) for s in (0, 1, 2)]
     histories = train_many(together, [d[0] for d in data], [d[1] for d in data], config, seeds=[5, 6, 7],

@@ -38,7 +38,7 @@ import os
 import time
 import warnings
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -416,12 +416,14 @@ def train_many(
 ) -> list[dict[str, list[float]]]:
     """Train several independent models of one architecture at once, each on its own data.
 
-    The models' parameters are stacked and one vectorised step (``torch.func.vmap`` over
-    ``functional_call``) updates all of them, so N trials cost far less than N runs. Model ``k``
-    follows :func:`train` with ``seed = seeds[k]`` (default ``config.seed + k``): same batch
-    order, input noise, Adam state, clipping (per model) and schedule, so its result equals
-    ``train(models[k], xs[k], us[k], replace(config, seed=seeds[k]))`` up to rounding.
-    All data sets must have the same size. Returns one history per model.
+    Model ``k`` follows :func:`train` with ``seed = seeds[k]`` (default ``config.seed + k``): same
+    batch order, input noise, Adam state, clipping (per model) and schedule. Models that the fused
+    CPU step supports (:mod:`ginmi.fused`, whose kernels release the GIL) are trained by
+    :func:`train` itself in parallel threads, ``config.threads`` of them (0: one per CPU core), so
+    each equals its own ``train`` run exactly. Others are stacked and one vectorised step
+    (``baddbmm`` over stacked weights, or ``torch.func.vmap`` over ``functional_call``) updates
+    all of them, equal to ``train`` up to rounding. All data sets must have the same size.
+    Returns one history per model.
     """
     with cpu_threads(config, models[0]):
         from torch.func import functional_call, stack_module_state, vmap
@@ -441,6 +443,8 @@ def train_many(
             raise ValueError("train_many needs models of the same architecture and statistics")
         seeds = list(seeds) if seeds is not None else [config.seed + k for k in range(n_models)]
         device = resolve_device(config.device)
+        if device.type == "cpu" and config.fused and all(fused_supports(m.cpu()) for m in models):
+            return _train_in_threads(models, xs, us, config, seeds, progress)
         torch.manual_seed(seeds[0])
         for m in models:
             m.to(device).train()
@@ -518,6 +522,24 @@ def train_many(
                 if m.stats == "batch":
                     m.set_class_statistics(_batched_transform(m, xs[k]), us[k])
         return histories
+
+
+def _train_in_threads(models: Sequence[GINModel], xs: Sequence[Tensor], us: Sequence[Tensor], config: TrainConfig,
+                      seeds: Sequence[int], progress: bool) -> list[dict[str, list[float]]]:
+    """:func:`train` of every model in a pool of threads (the fused kernels run without the GIL)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    workers = min(len(models), config.threads or cores)
+
+    def one(k: int) -> dict[str, list[float]]:
+        return train(models[k], torch.as_tensor(xs[k]), torch.as_tensor(us[k]), replace(config, seed=seeds[k]),
+                     progress=False)
+
+    with ThreadPoolExecutor(workers) as pool:
+        jobs = pool.map(one, range(len(models)))
+        return list(tqdm(jobs, total=len(models), desc=f"training {len(models)} models", unit="model",
+                         disable=not progress, leave=False))
 
 
 def _stackable(model: GINModel) -> bool:
