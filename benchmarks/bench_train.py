@@ -77,29 +77,47 @@ def _nll(z: torch.Tensor, u: torch.Tensor, mu: torch.Tensor, log_sigma: torch.Te
     return (0.5 * (z - mu[u]) ** 2 * torch.exp(-2 * ls) + ls).mean()
 
 
+DEVICE = torch.device("cpu")  # --device
+
+
+def _sync() -> None:
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
+
+
 def freia_steps(model: GINModel, x: torch.Tensor, u: torch.Tensor, batch: int, seconds: float) -> float:
     """Steps/s of FrEIA's net in a plain loop: index a batch, noise, fwd, bwd, Adam."""
-    net = _freia_for(model)
-    mu, ls = nn.Parameter(torch.zeros(model.n_classes, model.dim)), nn.Parameter(torch.zeros(model.n_classes, model.dim))
+    net = _freia_for(model).to(DEVICE)
+    mu = nn.Parameter(torch.zeros(model.n_classes, model.dim, device=DEVICE))
+    ls = nn.Parameter(torch.zeros(model.n_classes, model.dim, device=DEVICE))
     opt = torch.optim.Adam([*net.parameters(), mu, ls], lr=1e-3)
-    n, steps, t0 = len(x), 0, time.perf_counter()
-    while True:
-        idx = torch.randint(0, n, (batch,))
-        xb = x[idx] + 1e-2 * torch.randn(batch, *x.shape[1:])
-        z, _ = net(xb)
-        loss = _nll(z, u[idx], mu, ls)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        steps += 1
-        if steps >= 5 and time.perf_counter() - t0 > seconds:
-            return steps / (time.perf_counter() - t0)
+    x, u = x.to(DEVICE), u.to(DEVICE)
+    n, steps = len(x), 0
+    for warm in (True, False):
+        _sync()
+        t0 = time.perf_counter()
+        while True:
+            idx = torch.randint(0, n, (batch,), device=DEVICE)
+            xb = x[idx] + 1e-2 * torch.randn(batch, *x.shape[1:], device=DEVICE)
+            z, _ = net(xb)
+            loss = _nll(z, u[idx], mu, ls)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            steps += 1
+            if warm and steps >= 3:
+                steps = 0
+                break
+            if not warm and steps >= 5 and time.perf_counter() - t0 > seconds:
+                _sync()
+                return steps / (time.perf_counter() - t0)
 
 
 def reference_loop(model: GINModel, x: torch.Tensor, u: torch.Tensor, batch: int, epochs: int) -> float:
     """The GIN reference training loop (FrEIA + DataLoader + MultiStepLR); returns seconds."""
-    net = _freia_for(model)
-    mu, ls = nn.Parameter(torch.zeros(model.n_classes, model.dim)), nn.Parameter(torch.zeros(model.n_classes, model.dim))
+    net = _freia_for(model).to(DEVICE)
+    mu = nn.Parameter(torch.zeros(model.n_classes, model.dim, device=DEVICE))
+    ls = nn.Parameter(torch.zeros(model.n_classes, model.dim, device=DEVICE))
     opt = torch.optim.Adam([*net.parameters(), mu, ls], lr=1e-2)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, [epochs // 2, int(0.8 * epochs)], 0.1)
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, u), batch_size=batch, shuffle=True,
@@ -107,6 +125,7 @@ def reference_loop(model: GINModel, x: torch.Tensor, u: torch.Tensor, batch: int
     t0 = time.perf_counter()
     for _ in range(epochs):
         for xb, ub in loader:
+            xb, ub = xb.to(DEVICE), ub.to(DEVICE)
             xb = xb + 1e-2 * torch.randn_like(xb)
             z, _ = net(xb)
             loss = _nll(z, ub, mu, ls)
@@ -114,12 +133,14 @@ def reference_loop(model: GINModel, x: torch.Tensor, u: torch.Tensor, batch: int
             loss.backward()
             opt.step()
         sched.step()
+    _sync()
     return time.perf_counter() - t0
 
 
-def ginmi_steps(model: GINModel, x: torch.Tensor, u: torch.Tensor, batch: int, epochs: int) -> float:
+def ginmi_steps(model: GINModel, x: torch.Tensor, u: torch.Tensor, batch: int, epochs: int, fused: bool = True) -> float:
     """Steps/s of ginmi's trainer in steady state (best epoch; everything the trainer does included)."""
-    h = train(model, x, u, TrainConfig(epochs=epochs, batch_size=batch, device="cpu"), progress=False)
+    h = train(model, x, u, TrainConfig(epochs=epochs, batch_size=batch, device=str(DEVICE), fused=fused),
+              progress=False)
     steps = math.ceil(len(x) / batch)
     return steps / min(h["epoch_seconds"])
 
@@ -131,10 +152,13 @@ def _vector_data(n: int, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 def bench_10d(rounds: int) -> None:
     x, u = _vector_data(24_000, 10)  # 100 steps per epoch
-    rows = {"ginmi": [], "FrEIA (plain loop)": [], "reference loop (FrEIA + DataLoader)": []}
+    rows = {"ginmi": [], "ginmi --no-fused (autograd)": [], "FrEIA (plain loop)": [],
+            "reference loop (FrEIA + DataLoader)": []}
     for _ in range(rounds):
         model = GINModel({"name": "vector", "dim": 10, "seed": 0}, 5)
         rows["ginmi"].append(ginmi_steps(model, x, u, 240, 3))
+        model = GINModel({"name": "vector", "dim": 10, "seed": 0}, 5)
+        rows["ginmi --no-fused (autograd)"].append(ginmi_steps(model, x, u, 240, 3, fused=False))
         rows["FrEIA (plain loop)"].append(freia_steps(GINModel({"name": "vector", "dim": 10}, 5), x, u, 240, 2.0))
         ref = GINModel({"name": "vector", "dim": 10}, 5)
         rows["reference loop (FrEIA + DataLoader)"].append(100 * 2 / reference_loop(ref, x, u, 240, 2))
@@ -233,11 +257,15 @@ def main() -> None:
     parser.add_argument("what", nargs="*", default=["10d", "image", "synthetic", "trials", "scaling", "memory"])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--device", default="cpu", help="device of the 10d/image contenders (cpu, cuda)")
     args = parser.parse_args()
+    global DEVICE
+    DEVICE = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
+    gpu = f", {torch.cuda.get_device_name(DEVICE)}" if DEVICE.type == "cuda" else ""
     print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
-          f"torch {torch.__version__}, python {platform.python_version()}")
+          f"torch {torch.__version__}, python {platform.python_version()}, device {DEVICE}{gpu}")
     for what in args.what:
         {"10d": lambda: bench_10d(args.rounds), "image": lambda: bench_image(args.rounds),
          "synthetic": bench_synthetic, "trials": lambda: bench_trials(args.rounds), "scaling": bench_scaling,

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# GPU check of ginmi on a CUDA machine (no network): throughput of the 10-D and image networks
+# against FrEIA on the GPU, a whole `ginmi synthetic` run on the GPU, a torchrun (NCCL) launch,
+# and the trainer's tests. FrEIA (pure Python) is taken from .devcarry/ when not installed.
+# Usage: OUT=folder bash benchmarks/gpu_check.sh
+set -u
+OUT=${OUT:-/tmp/gpu-check}
+mkdir -p "$OUT"
+export PYTHONPATH="$PWD/src:$PWD/.devcarry" PYTHONUNBUFFERED=1 MPLBACKEND=Agg
+PY=${PY:-python3}
+nvidia-smi -L
+$PY -c "import torch, numba, sklearn; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'numba', numba.__version__)"
+step() { echo "== $1"; shift; local t0=$SECONDS; timeout "$@"; echo "   rc=$? in $((SECONDS - t0)) s"; }
+step "throughput on the GPU (10-D and image nets vs FrEIA, same device)" 240 \
+  $PY benchmarks/bench_train.py 10d image --rounds 2 --device cuda 2>&1 | tee "$OUT/bench_gpu.md"
+step "ginmi synthetic on the GPU, 10 epochs" 90 \
+  $PY -m ginmi synthetic --device cuda --epochs 10 --out "$OUT/synthetic" --no-progress --no-report 2>&1 | tail -4
+step "torchrun, 1 process, NCCL" 90 \
+  $PY -m torch.distributed.run --nproc-per-node 1 -m ginmi synthetic --device cuda --epochs 3 \
+  --out "$OUT/ddp" --no-progress --no-report 2>&1 | tail -3
+step "trainer tests (CPU paths, this machine's torch)" 120 \
+  $PY -m pytest -q -x -p no:cacheprovider tests/test_fused.py tests/test_training.py tests/test_checkpoint.py 2>&1 | tail -3
+python3 - "$OUT" <<'PY'
+import json, sys
+for run in ("synthetic", "ddp"):
+    try:
+        r = json.load(open(f"{sys.argv[1]}/{run}/results.json"))
+        print(run, r["environment"].get("device"), r["timing"], "mcc", r["mcc"])
+    except Exception as err:
+        print(run, "no results:", err)
+PY
+rm -rf "$OUT/synthetic" "$OUT/ddp"
