@@ -117,3 +117,15 @@ def test_flat_adam_skips_a_non_finite_gradient():
     adam = FlatAdam(values, grads, lr=0.1)
     assert math.isnan(adam.step(1.0))
     assert adam.steps == 0 and torch.equal(values, torch.ones(4)) and not adam.exp_avg.any()
+
+
+def test_auto_device_keeps_fused_networks_on_the_cpu(monkeypatch):
+    from ginmi.training import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    vector = GINModel({"name": "vector", "dim": 4, "width": 8}, 2)
+    glow = GINModel({"name": "vector", "dim": 4, "width": 8, "coupling": "glow"}, 2)
+    assert resolve_device("auto", vector).type == "cpu"  # launch-bound on a GPU; the fused step is faster
+    assert resolve_device("auto", glow).type == "cuda"
+    assert resolve_device("auto").type == "cuda"
+    assert resolve_device("cpu", glow).type == "cpu"

@@ -306,7 +306,8 @@ def _finish_trial(config: SyntheticConfig, run_dir: Path, variant: str, trial: i
     result: dict[str, Any] = {"variant": variant, "trial": trial, "seed": seed, "model": model_path, **settings}
     result.update(evaluate_trial(model, data, test, config.selection, prior=config.prior, seed=seed))
     result["training"] = {"epoch_loss": history["epoch_loss"], "final_loss": history["epoch_loss"][-1]}
-    result["timing"] = {"train_seconds": train_seconds, "eval_seconds": time.perf_counter() - t0}
+    result["timing"] = {"train_seconds": train_seconds, "eval_seconds": time.perf_counter() - t0,
+                        "device": str(next(model.parameters()).device)}
     return result
 
 
@@ -392,7 +393,7 @@ def run_synthetic(config: SyntheticConfig) -> dict[str, Any]:
         "n_models": len(all_trials),
         "parallel_jobs": jobs,
     }
-    results["environment"] = environment(config.train.device)
+    results["environment"] = environment(primary["trials"][0]["timing"].get("device", config.train.device))
     from ginmi.report import evaluate_claims  # the report module reads results; import late (no cycle)
 
     results["claims"] = evaluate_claims(results)

@@ -171,7 +171,7 @@ def run_fit(config: FitConfig) -> dict[str, Any]:
         **_downstream(config, model, x, u, criteria, files),
         "training": {"epoch_loss": history["epoch_loss"], "final_loss": history["epoch_loss"][-1]},
         "timing": {"train_seconds": train_seconds},
-        "environment": environment(config.train.device),
+        "environment": environment(str(next(model.parameters()).device)),
     }
     write_figures(run_dir, results)
     results["timing"]["total_seconds"] = time.perf_counter() - t_start
