@@ -216,6 +216,16 @@ def bench_trials(rounds: int, counts: tuple[int, ...] = (1, 10), epochs: int = 4
     print("| models | s/epoch | vs one model |\n|---|---|---|")
     for n in counts:
         print(f"| {n} {'(train)' if n == 1 else '(train_many)'} | {best[n]:.3f} | {best[n] / best[1]:.2f}x |")
+    study = {}
+    for n in counts:  # the whole study: data, training, MI, tasks, figures, report of every trial
+        with tempfile.TemporaryDirectory() as out:
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "ginmi", "synthetic", "--variants", "main", "--trials", str(n),
+                            "--out", out, "--no-progress"], check=True, capture_output=True)
+            study[n] = time.perf_counter() - t0
+    print("\n| `ginmi synthetic --variants main --trials N` (whole study) | seconds | vs one trial |\n|---|---|---|")
+    for n in counts:
+        print(f"| N = {n} | {study[n]:.1f} | {study[n] / study[counts[0]]:.2f}x |")
 
 
 def bench_scaling() -> None:

@@ -28,7 +28,7 @@ def _perturbed_model(dim: int, width: int, stats: str, dtype: torch.dtype = torc
 
 
 @pytest.mark.parametrize("stats", ["trainable", "batch"])
-@pytest.mark.parametrize("dim,width", [(10, 10), (5, 7), (3, 4), (2, 16)])
+@pytest.mark.parametrize("dim,width", [(10, 10), (5, 7), (3, 4), (2, 16), (40, 48)])  # 48: BLAS layers
 def test_loss_and_gradient_equal_autograd(stats, dim, width):
     model = _perturbed_model(dim, width, stats)
     g = torch.Generator().manual_seed(0)

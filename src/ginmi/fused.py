@@ -54,6 +54,7 @@ _ATAN_SCALE = 0.636  # FrEIA's soft clamp: clamp * 0.636 * atan(s)
 # Reassociation lets the batch reductions vectorise; no "nnan"/"ninf", so a diverging run still
 # produces the NaN or inf that the trainer's divergence guard looks for.
 _FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
+_BLAS_MIN = 32 * 32  # layers with at least this many weights multiply with BLAS (np.dot), smaller ones in loops
 
 
 def _is_mlp(net: nn.Module) -> bool:
@@ -223,40 +224,53 @@ if numba is not None:
     @_njit
     def _linear(w, b, inp, out, relu):
         """out = act(w @ inp + b) for feature-major ``inp`` (features, batch)."""
-        nb = inp.shape[1]
-        for j in range(w.shape[0]):
+        rows, cols, nb = w.shape[0], w.shape[1], inp.shape[1]
+        if rows * cols >= _BLAS_MIN:  # wide layers: one BLAS call beats the loops
+            out[:rows] = np.dot(w, inp[:cols])
+        for j in range(rows):
+            if rows * cols < _BLAS_MIN:
+                for i in range(nb):
+                    out[j, i] = 0
+                for k in range(cols):
+                    wjk = w[j, k]
+                    for i in range(nb):
+                        out[j, i] += wjk * inp[k, i]
             for i in range(nb):
-                out[j, i] = b[j]
-            for k in range(w.shape[1]):
-                wjk = w[j, k]
-                for i in range(nb):
-                    out[j, i] += wjk * inp[k, i]
-            if relu:
-                for i in range(nb):
+                out[j, i] += b[j]
+                if relu:
                     out[j, i] = max(out[j, i], 0)
 
     @_njit
     def _linear_backward(w, gw, gb, inp, gout, ginp, relu_inp, accumulate):
         """gw += gout inp^T and gb += sum(gout); ginp = (or +=) w^T gout, masked where inp <= 0 if relu_inp."""
-        nb = inp.shape[1]
-        for j in range(w.shape[0]):
+        rows, cols, nb = w.shape[0], w.shape[1], inp.shape[1]
+        for j in range(rows):
             s = gout[j, 0] * 0
             for i in range(nb):
                 s += gout[j, i]
             gb[j] += s
-            for k in range(w.shape[1]):
-                s = gout[j, 0] * 0
-                for i in range(nb):
-                    s += gout[j, i] * inp[k, i]
-                gw[j, k] += s
-        for k in range(w.shape[1]):
-            if not accumulate:
-                ginp[k, :] = 0
-            for j in range(w.shape[0]):
-                wjk = w[j, k]
-                for i in range(nb):
-                    ginp[k, i] += wjk * gout[j, i]
-            if relu_inp:
+        if rows * cols >= _BLAS_MIN:
+            gw += np.dot(gout[:rows], inp[:cols].T)
+            if accumulate:
+                ginp[:cols] += np.dot(w.T, gout[:rows])
+            else:
+                ginp[:cols] = np.dot(w.T, gout[:rows])
+        else:
+            for j in range(rows):
+                for k in range(cols):
+                    s = gout[j, 0] * 0
+                    for i in range(nb):
+                        s += gout[j, i] * inp[k, i]
+                    gw[j, k] += s
+            for k in range(cols):
+                if not accumulate:
+                    ginp[k, :] = 0
+                for j in range(rows):
+                    wjk = w[j, k]
+                    for i in range(nb):
+                        ginp[k, i] += wjk * gout[j, i]
+        if relu_inp:
+            for k in range(cols):
                 for i in range(nb):
                     if inp[k, i] <= 0:
                         ginp[k, i] = 0
