@@ -36,7 +36,7 @@ class _Stop(Exception):
 @pytest.mark.parametrize("stats", ["trainable", "batch"])
 def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path, stats):
     x, u = _data()
-    config = TrainConfig(epochs=4, batch_size=64, lr=1e-2, warmup_steps=3, device="cpu")
+    config = TrainConfig(epochs=4, batch_size=64, lr=1e-2, warmup_steps=3, device="cpu", checkpoint_seconds=0)
     full = _model(stats)
     h_full = train(full, x, u, config, progress=False, checkpoint_dir=tmp_path / "full")
 
@@ -83,7 +83,7 @@ def test_divergence_keeps_the_last_good_checkpoint(tmp_path):
                 model.flow.blocks[0].subnet1[0].weight[0, 0] = float("nan")
 
     with pytest.raises(DivergenceError, match=r"step 8 \(epoch 2\).*epoch 1.*lower the learning rate"):
-        train(model, x, u, TrainConfig(epochs=3, batch_size=64, device="cpu"), progress=False,
+        train(model, x, u, TrainConfig(epochs=3, batch_size=64, device="cpu", checkpoint_seconds=0), progress=False,
               on_step=corrupt, checkpoint_dir=tmp_path)
     state = load_checkpoint(tmp_path / CHECKPOINT_NAME)
     assert state["epoch"] == 1
@@ -152,3 +152,18 @@ def test_malicious_and_corrupt_files_give_clear_errors(tmp_path):
         load_checkpoint(tmp_path / "other.pt")
     with pytest.raises(FileNotFoundError):
         load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_periodic_checkpoints_wait_for_checkpoint_seconds_but_the_final_state_is_always_saved(tmp_path):
+    x, u = _data()
+    config = TrainConfig(epochs=3, batch_size=64, device="cpu", checkpoint_seconds=3600)
+
+    def interrupt(epoch, loss):
+        if epoch == 1:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        train(_model(), x, u, config, progress=False, on_epoch=interrupt, checkpoint_dir=tmp_path / "cut")
+    assert not (tmp_path / "cut" / CHECKPOINT_NAME).exists()  # a fast run: no periodic checkpoint yet
+    train(_model(), x, u, config, progress=False, checkpoint_dir=tmp_path / "full")
+    assert load_checkpoint(tmp_path / "full" / CHECKPOINT_NAME)["epoch"] == 3

@@ -26,7 +26,7 @@ def _rows(path):
 
 def test_resumed_run_logs_like_an_uninterrupted_one(tmp_path):
     x, u = torch.randn(96, 4), torch.arange(96) % 2
-    config = TrainConfig(epochs=4, batch_size=32, warmup_steps=5, checkpoint_every=1)
+    config = TrainConfig(epochs=4, batch_size=32, warmup_steps=5, checkpoint_every=1, checkpoint_seconds=0)
     with MetricsLogger(tmp_path / "full", config, len(x)) as log:
         history = train(_model(), x, u, config, progress=False, checkpoint_dir=tmp_path / "full", **log.callbacks())
 

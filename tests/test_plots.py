@@ -27,3 +27,26 @@ def test_all_projections_paints_each_pair_in_label_colours():
     for n in range(6):
         panel = canvas[14:64, n * 54:n * 54 + 50]
         assert all(np.all(np.isclose(panel, c), axis=-1).sum() > 50 for c in colours)
+
+
+def _line_figure(value: float, parent: int | None = None):
+    import os
+
+    if parent is not None and os.getpid() != parent:
+        raise RuntimeError("fails in the forked child only")
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [0, value])
+    return fig
+
+
+def test_figure_folder_renders_every_queued_figure_even_when_the_child_fails(tmp_path):
+    import os
+
+    folder = plots.FigureFolder(tmp_path)
+    for k in range(5):  # figure 1 is drawn by the forked child where there is one; it fails there
+        folder.add(f"f{k}.png", _line_figure, float(k), parent=os.getpid() if k == 1 else None)
+    written = folder.render()
+    assert written == [tmp_path / f"f{k}.png" for k in range(5)]
+    for path in written:
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert folder.render() == written  # an empty queue draws nothing more

@@ -135,10 +135,11 @@ class FusedStep:
 
     def __call__(self, x: Tensor, u: Tensor) -> float:
         model = self.model
-        xs = ((x - model.shift) / model.scale).T.contiguous().numpy()
+        xs = x.detach().contiguous().numpy()
         mu, log_sigma = self.stats
-        return float(_step(xs, u.numpy(), self.values, self.grads, self.layers, self.splits, self.clamps,
-                           self.perms, mu, log_sigma, model.n_classes, *self._buffers(*xs.shape)))
+        return float(_step(xs, model.shift.numpy(), model.scale.numpy(), u.numpy(), self.values, self.grads,
+                           self.layers, self.splits, self.clamps, self.perms, mu, log_sigma, model.n_classes,
+                           *self._buffers(xs.shape[1], xs.shape[0])))
 
 
 class FlatAdam:
@@ -317,12 +318,15 @@ if numba is not None:
                          g[lay[0, 3]:lay[0, 3] + rows], inp, ga1, ginp, False, True)
 
     @_njit
-    def _step(x, u, p, g, layers, splits, clamps, perms, i_mu, i_ls, n_classes, h_in, h_cat, a1, a2, o, e):
-        dim, nb = x.shape
+    def _step(x, shift, scale, u, p, g, layers, splits, clamps, perms, i_mu, i_ls, n_classes,
+              h_in, h_cat, a1, a2, o, e):
+        nb, dim = x.shape
         n_blocks = len(splits)
         g[:] = 0
-        # forward; h_in[n_blocks] is w
-        h_in[0] = x
+        # forward, feature-major from the standardised batch; h_in[n_blocks] is w
+        for i in range(nb):
+            for d in range(dim):
+                h_in[0, d, i] = (x[i, d] - shift[d]) / scale[d]
         for k in range(n_blocks):
             s1 = splits[k]
             _half_forward(p, layers[k, 0], h_in[k, s1:], h_in[k, :s1], h_cat[k, :s1],

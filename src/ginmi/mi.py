@@ -87,12 +87,18 @@ from typing import Any, Callable
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy.special import digamma, logsumexp
-from sklearn.utils import check_random_state
 
 try:  # optional accelerator; see the module docstring
     import numba
 except ImportError:  # pragma: no cover - exercised when numba is absent
     numba = None
+
+def _check_random_state(random_state: Any) -> np.random.RandomState:
+    """scikit-learn's ``check_random_state`` (imported when first needed: sklearn takes ~1 s to import)."""
+    from sklearn.utils import check_random_state
+
+    return check_random_state(random_state)
+
 
 _BACKEND = "numba" if numba is not None else "numpy"
 _CHUNK_ELEMENTS = 1 << 19  # elements of a column chunk handed to one worker
@@ -528,7 +534,7 @@ def mutual_information(
     k = _check_n_neighbors(n_neighbors)
     arr = _check_w(w)
     codes = _encode_labels(u, arr.shape[0], k)
-    rng = check_random_state(random_state)
+    rng = _check_random_state(random_state)
     return _mi_core(_jittered_columns(arr, rng), codes[None, :], k)[0]
 
 
@@ -583,7 +589,7 @@ def permutation_pvalues(
                 f"observed has {observed.shape[0]} values but w has {arr.shape[1]} "
                 "columns; pass one MI value per column."
             )
-    rng = check_random_state(random_state)
+    rng = _check_random_state(random_state)
     xt = _jittered_columns(arr, rng)
     perms = [codes[rng.permutation(codes.size)] for _ in range(n_permutations)]
     labels = np.stack(perms if observed is not None else [codes, *perms])
@@ -644,7 +650,7 @@ def bootstrap_intervals(
         raise ValueError(f"confidence must be in (0, 1), got {confidence}.")
     arr = _check_w(w)
     codes = _encode_labels(u, arr.shape[0], k)
-    rng = check_random_state(random_state)
+    rng = _check_random_state(random_state)
     theta = _mi_core(_jittered_columns(arr, rng), codes[None, :].astype(np.int32), k)[0]
     n = arr.shape[0]
     m = n // 2

@@ -4,10 +4,14 @@ atomically as PNG. The non-interactive Agg backend is used, so nothing needs a d
 from __future__ import annotations
 
 import io
+import multiprocessing
 import os
+import sys
+import time
+import warnings
 from itertools import combinations
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import matplotlib
 
@@ -40,17 +44,57 @@ _MAX_POINTS = 4000
 
 
 class FigureFolder:
-    """A folder of figures: :meth:`save` writes ``folder/name`` and records the path in ``written``."""
+    """A folder of figures: :meth:`save` writes ``folder/name`` now; :meth:`add` queues a figure and
+    :meth:`render` draws the queue, in two processes where that is safe (Linux, 2+ cores: the
+    figures are independent, and drawing is most of a short run's time after training).
+    Every path written is recorded in ``written``."""
 
     def __init__(self, folder: str | os.PathLike) -> None:
         self.folder = Path(folder)
         self.written: list[Path] = []
+        self._queue: list[tuple[str, Callable[..., Figure], tuple, dict]] = []
 
     def save(self, fig: Figure, name: str) -> Path:
         path = self.folder / name
         save(fig, path)
         self.written.append(path)
         return path
+
+    def add(self, name: str, make: Callable[..., Figure], *args: Any, **kwargs: Any) -> None:
+        """Queue the figure ``make(*args, **kwargs)``, to be saved as ``name`` by :meth:`render`."""
+        self._queue.append((name, make, args, kwargs))
+
+    def render(self) -> list[Path]:
+        """Draw and save the queued figures; returns ``written``.
+
+        A forked child draws every second figure while this process draws the others; if the
+        child fails or hangs, its figures are drawn here (so errors surface here, as usual).
+        """
+        queue, self._queue = self._queue, []
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+        child = None
+        if sys.platform.startswith("linux") and cores > 1 and len(queue) > 1:
+            child = multiprocessing.get_context("fork").Process(target=_draw, args=(self.folder, queue[1::2]),
+                                                                daemon=True)
+            sys.stdout.flush()  # else the child would write this process's buffered output again
+            sys.stderr.flush()
+            with warnings.catch_warnings():  # Python >= 3.12 warns about forking a threaded process
+                warnings.simplefilter("ignore", DeprecationWarning)
+                child.start()
+        t0 = time.perf_counter()
+        _draw(self.folder, queue[0::2] if child is not None else queue)
+        if child is not None:
+            child.join(timeout=60 + 4 * (time.perf_counter() - t0))
+            if child.exitcode != 0:
+                child.kill()
+                _draw(self.folder, queue[1::2])
+        self.written.extend(self.folder / name for name, *_ in queue)
+        return self.written
+
+
+def _draw(folder: Path, queue: Sequence[tuple[str, Callable[..., Figure], tuple, dict]]) -> None:
+    for name, make, args, kwargs in queue:
+        save(make(*args, **kwargs), folder / name)
 
 
 def save(fig: Figure, path: str | os.PathLike, dpi: int = 110) -> None:

@@ -91,6 +91,10 @@ class TrainConfig:
     checkpoint_every: int = option(
         1, "write RUN/checkpoint.pt (atomically) every this many epochs and at the end (0: only at the end)"
     )
+    checkpoint_seconds: float = option(
+        30.0, "write a periodic checkpoint only if this many seconds passed since the last one (the final state is "
+              "always written; a fast run then writes once); 0: every --checkpoint-every epochs"
+    )
     resume: bool = option(False, "continue from RUN/checkpoint.pt of the same --out folder (same options), exactly")
     fused: bool = option(True, "train vector GIN networks on the CPU with the fused compiled step (ginmi.fused: the "
                          "same loss and gradient as autograd in one numba kernel, about 5x faster); --no-fused "
@@ -106,6 +110,8 @@ class TrainConfig:
             raise ValueError(f"grad_clip must be positive or None, got {self.grad_clip}")
         if self.checkpoint_every < 0:
             raise ValueError(f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
+        if not self.checkpoint_seconds >= 0:
+            raise ValueError(f"checkpoint_seconds must be >= 0, got {self.checkpoint_seconds}")
 
     def milestone_epochs(self) -> list[int]:
         """Milestones given as fractions of the run (< 1) or as epoch numbers (>= 1)."""
@@ -113,7 +119,7 @@ class TrainConfig:
 
 
 # options that may differ between an interrupted run and its resumption
-_RESUME_FREE = ("resume", "checkpoint_every", "device", "fused")
+_RESUME_FREE = ("resume", "checkpoint_every", "checkpoint_seconds", "device", "fused")
 
 
 class DivergenceError(RuntimeError):
@@ -336,6 +342,7 @@ def train(
         bar = tqdm(range(start_epoch, config.epochs), desc="training", unit="epoch",
                    disable=not (progress and main), leave=False, initial=start_epoch, total=config.epochs)
         grads = flat.flat.grad if flat is not None else None
+        last_save = time.perf_counter()
         try:
             for epoch in bar:
                 t0, losses = time.perf_counter(), []
@@ -386,7 +393,10 @@ def train(
                 bar.set_postfix(loss=f"{epoch_loss:.4f}")
                 last = epoch + 1 == config.epochs
                 every = config.checkpoint_every
-                if ckpt_path is not None and (last or (every > 0 and (epoch + 1) % every == 0)):
+                due = (every > 0 and (epoch + 1) % every == 0
+                       and time.perf_counter() - last_save >= config.checkpoint_seconds)
+                if ckpt_path is not None and (last or due):
+                    last_save = time.perf_counter()
                     if main:
                         save_checkpoint(ckpt_path, {
                             "model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},

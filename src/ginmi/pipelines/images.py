@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from ginmi import plots
 from ginmi.config import flatten, option
 from ginmi.data.images import DATASETS, load_image_pair
 from ginmi.io import atomic_write_json
@@ -288,6 +287,8 @@ def write_figures(run_dir: str | Path, results: dict[str, Any], model: GINModel 
     """Write every figure of an images run from its ``results.json`` content and its model
     (``model``, else ``run_dir/model.pt``, else the ``model_path`` it evaluated); no training, no data.
     Returns the paths written (``ginmi report`` calls this to redraw a run's figures)."""
+    from ginmi import plots  # matplotlib is imported only when figures are drawn
+
     run_dir = Path(run_dir)
     fig_dir = run_dir / "figures"
     figures = plots.FigureFolder(fig_dir)
@@ -321,6 +322,8 @@ def _latent_figures(fig_dir: Path, model: GINModel, class_names: list[Any], mi_o
     """GIN-paper style figures: samples of each class (the top-``k`` MI latents drawn from the class
     Gaussian, the others at the class mean) and, per class, the variation along each of the top
     MI latents from ``mu - 3 sigma`` to ``mu + 3 sigma``."""
+    from ginmi import plots  # matplotlib is imported only when figures are drawn
+
     mu = model.mu.detach().cpu().numpy()
     sigma = np.exp(model.log_sigma.detach().cpu().numpy())
     shape = tuple(model.input_shape)

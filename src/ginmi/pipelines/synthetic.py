@@ -40,7 +40,6 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ginmi import plots
 from ginmi.config import flatten, option
 from ginmi.data.synthetic import GENERATORS, SyntheticData, make_synthetic, sample_latent, sample_ood
 from ginmi.distributed import is_main_process
@@ -434,42 +433,43 @@ def write_figures(run_dir: str | Path, results: dict[str, Any]) -> list[Path]:
     seeds (generation is deterministic) and load the saved models, so ``ginmi report`` can
     redraw everything without training. Returns the paths written.
     """
+    from ginmi import plots  # matplotlib is imported only when figures are drawn
+
     run_dir = Path(run_dir)
     fig_dir = run_dir / "figures"
     config = _config_from_results(results)
     runs = results["variants"]
     figures = plots.FigureFolder(fig_dir)
-    save, written = figures.save, figures.written
+    add = figures.add  # queued, then drawn by figures.render() (in two processes where possible)
 
     # curves over k and ROC: every variant, spread over trials (Figs. 4, 5)
     acc = {v: {o: np.array([t["accuracy_vs_k"][o] for t in r["trials"]]) for o in ("mi", "var")} for v, r in runs.items()}
     bounds = {v: np.array([t["accuracy_vs_k"]["bayes_bound"] for t in r["trials"]]) for v, r in runs.items()}
-    save(plots.curves_vs_k(acc, "test accuracy", bounds=bounds, title="Bayes classification with the top-k dims "
-                           "(Fig. 4)"), "accuracy_vs_k.png")
+    add("accuracy_vs_k.png", plots.curves_vs_k, acc, "test accuracy", bounds=bounds,
+        title="Bayes classification with the top-k dims (Fig. 4)")
     auc = {v: {o: np.array([t["auroc_vs_k"][o] for t in r["trials"]]) for o in ("mi", "var")} for v, r in runs.items()}
-    save(plots.curves_vs_k(auc, "AUROC", title="OOD detection by the density of the top-k dims (Fig. 5)"),
-         "auroc_vs_k.png")
+    add("auroc_vs_k.png", plots.curves_vs_k, auc, "AUROC", title="OOD detection by the density of the top-k dims (Fig. 5)")
     first = results["variants"][results["primary"]["variant"]]["trials"]
     k = first[0]["roc"]["k"]
     tprs = {f"{o.upper()} top-{k}": np.array([t["roc"][o] for t in first]) for o in ("mi", "var")}
     areas = {f"{o.upper()} top-{k}": np.array([t["auroc_vs_k"][o][k - 1] for t in first]) for o in ("mi", "var")}
-    save(plots.roc_curves_spread(np.asarray(first[0]["roc"]["fpr"]), tprs, areas,
-                                 title=f"ROC, {results['primary']['variant']} (Fig. 5)"), "roc.png")
+    add("roc.png", plots.roc_curves_spread, np.asarray(first[0]["roc"]["fpr"]), tprs, areas,
+        title=f"ROC, {results['primary']['variant']} (Fig. 5)")
     # score decay over trials (Figs. 3b/d, 8c/e, 10-11 c/e)
     decay = {v: {"mi": np.array([t["criteria"]["mi"]["sorted_scores"] for t in r["trials"]]),
                  "std": np.array([t["criteria"]["var"]["sorted_scores"] for t in r["trials"]])} for v, r in runs.items()}
     true = {v: {"mi": np.array([t["true_latents"]["sorted_mi"] for t in r["trials"]]),
                 "std": np.array([t["true_latents"]["sorted_std"] for t in r["trials"]])} for v, r in runs.items()}
-    save(plots.sorted_scores_spread(decay, true), "decay.png")
+    add("decay.png", plots.sorted_scores_spread, decay, true)
     # identifiability: one heatmap per trained model (Fig. 9)
     for v, r in runs.items():
         mats = [t["correlation"] for t in r["trials"]]
         titles = [f"{v}, seed {t['seed']}: MCC {t['mcc']['all']:.3f}" for t in r["trials"]]
-        save(plots.correlation_heatmaps(mats, titles), f"correlation_{v}.png")
+        add(f"correlation_{v}.png", plots.correlation_heatmaps, mats, titles)
     # loss curves
     for v, r in runs.items():
         if r["trials"][0]["training"]["epoch_loss"]:
-            save(plots.loss_curve(r["trials"][0]["training"]["epoch_loss"]), f"loss_{v}.png")
+            add(f"loss_{v}.png", plots.loss_curve, r["trials"][0]["training"]["epoch_loss"])
     # scatter plots: need the data and the models
     primary_trial = first[0]
     data, w = _regenerate(run_dir, config, primary_trial)
@@ -477,22 +477,21 @@ def write_figures(run_dir: str | Path, results: dict[str, Any]) -> list[Path]:
     noise = [d for d in range(data.latent.shape[1]) if d not in data.informative]
     pairs = [(0, 1) if n_inf >= 2 else (0, noise[0]), (0, noise[0]),
              (noise[0], 1 if n_inf >= 2 else noise[1]), (noise[0], noise[1])]
-    save(plots.projections(data.latent, data.u, pairs, "latent (z, eps) (Fig. 1)"), "latent_projections.png")
-    save(plots.projections(data.x, data.u, pairs, "data x = f(z, eps) (Fig. 2)"), "data_projections.png")
+    add("latent_projections.png", plots.projections, data.latent, data.u, pairs, "latent (z, eps) (Fig. 1)")
+    add("data_projections.png", plots.projections, data.x, data.u, pairs, "data x = f(z, eps) (Fig. 2)")
     test = make_test_sets(data, min(config.n_test, 2000), primary_trial["seed"])
-    save(plots.ood_latent_figure(test.latent, test.u, test.latent_ood,
-                                 tuple(data.informative[:2]) if n_inf >= 2 else (0, noise[0])), "ood_latent.png")
-    save(plots.all_projections(data.latent, data.u, "all 2-D projections of the latent (z, eps) (Fig. 12)"),
-         "all_pairs_latent.png")
-    save(plots.all_projections(data.x, data.u, "all 2-D projections of the data x (Fig. 13)"), "all_pairs_data.png")
-    save(plots.all_projections(w, data.u, "all 2-D projections of the learned w (Fig. 14)"), "all_pairs_w.png")
+    add("ood_latent.png", plots.ood_latent_figure, test.latent, test.u, test.latent_ood,
+        tuple(data.informative[:2]) if n_inf >= 2 else (0, noise[0]))
+    add("all_pairs_latent.png", plots.all_projections, data.latent, data.u,
+        "all 2-D projections of the latent (z, eps) (Fig. 12)")
+    add("all_pairs_data.png", plots.all_projections, data.x, data.u, "all 2-D projections of the data x (Fig. 13)")
+    add("all_pairs_w.png", plots.all_projections, w, data.u, "all 2-D projections of the learned w (Fig. 14)")
     for v, r in runs.items():
         t = r["trials"][0]
         if t is not primary_trial:
             data, w = _regenerate(run_dir, config, t)
         c = t["criteria"]
-        save(plots.criteria_figure(w, data.u, np.asarray(c["var"]["scores"]), np.asarray(c["mi"]["scores"]),
-                                   true_var=data.latent.std(0), true_mi=np.asarray(t["true_latents"]["mi"]),
-                                   mi_null=c["mi"].get("null_level"), mi_band=_mi_band(c["mi"])),
-             "criteria.png" if t is primary_trial else f"criteria_{v}.png")
-    return written
+        add("criteria.png" if t is primary_trial else f"criteria_{v}.png", plots.criteria_figure, w, data.u,
+            np.asarray(c["var"]["scores"]), np.asarray(c["mi"]["scores"]), true_var=data.latent.std(0),
+            true_mi=np.asarray(t["true_latents"]["mi"]), mi_null=c["mi"].get("null_level"), mi_band=_mi_band(c["mi"]))
+    return figures.render()

@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 
-from ginmi import plots
 from ginmi.config import flatten, option
 from ginmi.data.files import load_table
 from ginmi.io import atomic_open, atomic_write_json
@@ -110,29 +109,30 @@ def _downstream(config: FitConfig, model: Any, x: np.ndarray, u: np.ndarray, cri
 
 def write_figures(run_dir: str | Path, results: dict[str, Any]) -> list[Path]:
     """Figures of a ``fit`` run from its results and saved model (the data file is read again)."""
+    from ginmi import plots  # matplotlib is imported only when figures are drawn
+
     run_dir = Path(run_dir)
     fig_dir = run_dir / "figures"
     figures = plots.FigureFolder(fig_dir)
-    save, written = figures.save, figures.written
+    add = figures.add  # queued, then drawn by figures.render() (in two processes where possible)
 
     crit = results["criteria"]
     if "accuracy_vs_k" in results:
         curves = {o: np.array([results["accuracy_vs_k"][o]]) for o in ("mi", "var")}
-        save(plots.curves_vs_k({f"on {results['accuracy_vs_k']['evaluated_on']}": curves}, "accuracy"),
-             "accuracy_vs_k.png")
+        add("accuracy_vs_k.png", plots.curves_vs_k, {f"on {results['accuracy_vs_k']['evaluated_on']}": curves},
+            "accuracy")
     if "auroc_vs_k" in results:
         curves = {o: np.array([results["auroc_vs_k"][o]]) for o in ("mi", "var")}
-        save(plots.curves_vs_k({"OOD detection": curves}, "AUROC"), "auroc_vs_k.png")
+        add("auroc_vs_k.png", plots.curves_vs_k, {"OOD detection": curves}, "AUROC")
         k = results["roc"]["k"]
-        save(plots.roc_curves_spread(np.asarray(results["roc"]["fpr"]),
-                                     {f"{o.upper()} top-{k}": np.array([results["roc"][o]]) for o in ("mi", "var")},
-                                     {f"{o.upper()} top-{k}": np.array([results["auroc_vs_k"][o][k - 1]])
-                                      for o in ("mi", "var")}), "roc.png")
+        add("roc.png", plots.roc_curves_spread, np.asarray(results["roc"]["fpr"]),
+            {f"{o.upper()} top-{k}": np.array([results["roc"][o]]) for o in ("mi", "var")},
+            {f"{o.upper()} top-{k}": np.array([results["auroc_vs_k"][o][k - 1]]) for o in ("mi", "var")})
     if "feature_correlation" in results:
-        save(plots.correlation_heatmaps([np.asarray(results["feature_correlation"])], ["|corr(w, x)|"]),
-             "feature_correlation.png")
+        add("feature_correlation.png", plots.correlation_heatmaps, [np.asarray(results["feature_correlation"])],
+            ["|corr(w, x)|"])
     if results["training"]["epoch_loss"]:
-        save(plots.loss_curve(results["training"]["epoch_loss"]), "loss.png")
+        add("loss.png", plots.loss_curve, results["training"]["epoch_loss"])
     cfg = results["config"]
     model_path, data_path = run_dir / "model.pt", Path(cfg.get("data", ""))
     if model_path.is_file() and data_path.is_file():
@@ -140,9 +140,9 @@ def write_figures(run_dir: str | Path, results: dict[str, Any]) -> list[Path]:
         x = check_features(table.x)
         u, _ = encode_labels(table.u, len(x))
         w = compute_latents(load_model(model_path), x)
-        save(plots.criteria_figure(w, u, np.asarray(crit["var"]["scores"]), np.asarray(crit["mi"]["scores"])),
-             "criteria.png")
-    return written
+        add("criteria.png", plots.criteria_figure, w, u, np.asarray(crit["var"]["scores"]),
+            np.asarray(crit["mi"]["scores"]))
+    return figures.render()
 
 
 def run_fit(config: FitConfig) -> dict[str, Any]:

@@ -15,7 +15,6 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from sklearn.metrics import roc_auc_score, roc_curve
 from torch import Tensor
 
 from ginmi.model import GINModel
@@ -46,12 +45,16 @@ def _labels_scores(normal: np.ndarray, outlier: np.ndarray) -> tuple[np.ndarray,
 
 def auroc(normal_scores: np.ndarray, outlier_scores: np.ndarray) -> float:
     """Area under the ROC curve of separating normal (high score) from outlier samples."""
+    from sklearn.metrics import roc_auc_score  # imported when first needed (sklearn takes ~1 s)
+
     return float(roc_auc_score(*_labels_scores(normal_scores, outlier_scores)))
 
 
 def roc(normal_scores: np.ndarray, outlier_scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(false_positive_rate, true_positive_rate)`` with outliers as the detected (positive) class."""
     y, s = _labels_scores(normal_scores, outlier_scores)
+    from sklearn.metrics import roc_curve
+
     fpr, tpr, _ = roc_curve(1 - y, -s)
     return fpr, tpr
 
