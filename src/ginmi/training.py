@@ -343,6 +343,8 @@ def train(
                    disable=not (progress and main), leave=False, initial=start_epoch, total=config.epochs)
         grads = flat.flat.grad if flat is not None else None
         last_save = time.perf_counter()
+        autotune = torch.backends.cudnn.benchmark
+        torch.backends.cudnn.benchmark = autotune or device.type == "cuda"  # fixed shapes: let cuDNN pick its kernels
         try:
             for epoch in bar:
                 t0, losses = time.perf_counter(), []
@@ -413,6 +415,7 @@ def train(
                 if on_epoch is not None and main:
                     on_epoch(epoch, epoch_loss)
         finally:
+            torch.backends.cudnn.benchmark = autotune
             if flat is not None:
                 flat.unpack()
             bar.close()
