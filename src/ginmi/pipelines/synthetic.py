@@ -115,9 +115,9 @@ class SyntheticConfig:
                                    "(the paper: uniform)", choices=PRIORS)
     jobs: int = option(0, "models trained in parallel processes, one thread each (0: one per CPU core, "
                           "at most one per model; 1: one after another in this process)")
-    together: bool = option(True, "train the trials of each setting together in one process on stacked "
-                            "parameters (train_many: 10 seeds cost about 3x one); --no-together trains them "
-                            "one by one (--jobs processes), with per-trial checkpoints, metrics.csv and --resume")
+    together: bool = option(True, "train the trials of each setting together in one process (train_many: one "
+                            "thread per core with the fused step, else stacked parameters); --no-together trains "
+                            "them one by one (--jobs processes), with per-trial checkpoints, metrics.csv and --resume")
     report: bool = option(True, "write report.html into the run folder")
     out: str | None = option(None, "run folder (default runs/synthetic-<timestamp>)")
     progress: bool = option(True, "show progress bars")
