@@ -6,7 +6,8 @@ the whole step (flow forward, the negative log-likelihood of :meth:`ginmi.model.
 with trainable or batch class statistics, and the backward pass through every coupling) is one
 numba kernel working feature-major (``(features, batch)``, so every inner loop runs over the
 batch and vectorises). It writes the gradient of every trainable parameter straight into the
-trainer's flat gradient buffer, so the optimizer step is unchanged.
+trainer's flat gradient buffer; :class:`FlatAdam` then clips that gradient and takes the Adam
+step in a second kernel.
 
 The function computed is the same as the PyTorch model's (tests compare loss and gradients with
 autograd, in float64 to rounding). Used by :func:`ginmi.training.train` for models it supports
@@ -36,7 +37,6 @@ Example:
 from __future__ import annotations
 
 import math
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -86,8 +86,8 @@ class FusedStep:
 
     ``values`` and ``grads`` are the trainer's flat parameter and gradient buffers: every
     trainable parameter of ``model`` must be a view of ``values`` (and its ``.grad`` the view of
-    ``grads`` at the same offset). ``step(x, u)`` overwrites ``grads`` with the gradient of
-    ``model.loss(x, u)`` and returns the loss as a float; parameters are read at call time.
+    ``grads`` at the same offset). Calling it on a batch ``(x, u)`` overwrites ``grads`` with the
+    gradient of ``model.loss(x, u)`` and returns the loss as a float; parameters are read at call time.
     """
 
     def __init__(self, model: nn.Module, values: Tensor, grads: Tensor) -> None:
