@@ -167,3 +167,22 @@ def test_periodic_checkpoints_wait_for_checkpoint_seconds_but_the_final_state_is
     assert not (tmp_path / "cut" / CHECKPOINT_NAME).exists()  # a fast run: no periodic checkpoint yet
     train(_model(), x, u, config, progress=False, checkpoint_dir=tmp_path / "full")
     assert load_checkpoint(tmp_path / "full" / CHECKPOINT_NAME)["epoch"] == 3
+
+
+def test_a_run_resumes_across_the_fused_and_autograd_paths(tmp_path):
+    x, u = _data()
+    config = TrainConfig(epochs=3, batch_size=64, device="cpu", checkpoint_seconds=0, fused=True)
+
+    def interrupt(epoch, loss):
+        if epoch == 0:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        train(_model(), x, u, config, progress=False, on_epoch=interrupt, checkpoint_dir=tmp_path)
+    state = load_checkpoint(tmp_path / CHECKPOINT_NAME)
+    assert state["epoch"] == 1 and state["optimizer"]["state"][0]["step"] == 5  # FlatAdam wrote torch's format
+    resumed = _model()
+    history = train(resumed, x, u, replace(config, fused=False, resume=True), progress=False, checkpoint_dir=tmp_path)
+    full = train(_model(), x, u, config, progress=False)
+    assert len(history["step_loss"]) == len(full["step_loss"]) == 15
+    torch.testing.assert_close(torch.tensor(history["step_loss"]), torch.tensor(full["step_loss"]), rtol=1e-4, atol=1e-5)
