@@ -130,3 +130,14 @@ def test_train_many_rejects_mismatched_inputs():
         train_many([_model(), _model(dim=5)], [x, torch.randn(240, 5)], [u, u], TrainConfig(epochs=1))
     with pytest.raises(ValueError, match="equal size"):
         train_many([_model(), _model(1)], [x, x[:100]], [u, u[:100]], TrainConfig(epochs=1))
+
+
+def test_train_refuses_wrong_shapes_and_labels_before_any_step():
+    x, u = _data()
+    model = _model()
+    with pytest.raises(ValueError, match="model expects"):
+        train(model, torch.randn(240, 5), u, TrainConfig(epochs=1), progress=False)
+    with pytest.raises(ValueError, match="one label per sample"):
+        train(model, x, u[:10], TrainConfig(epochs=1), progress=False)
+    with pytest.raises(ValueError, match=r"class indices 0\.\.2"):
+        train(model, x, u + 1, TrainConfig(epochs=1), progress=False)

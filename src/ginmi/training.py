@@ -257,6 +257,18 @@ def _config_fingerprint(config: TrainConfig) -> dict[str, Any]:
     return {k: v for k, v in flatten(config).items() if k not in _RESUME_FREE}
 
 
+def _check_inputs(model: GINModel, x: Tensor, u: Tensor) -> None:
+    """Shapes and labels the model can train on (the fused kernel does not bounds-check indices)."""
+    if tuple(x.shape[1:]) != tuple(model.input_shape):
+        raise ValueError(f"the data have samples of shape {tuple(x.shape[1:])}, the model expects "
+                         f"{tuple(model.input_shape)}")
+    if u.shape != (len(x),):
+        raise ValueError(f"need one label per sample: {len(x)} samples, labels of shape {tuple(u.shape)}")
+    if len(u) and (int(u.min()) < 0 or int(u.max()) >= model.n_classes):
+        raise ValueError(f"labels must be class indices 0..{model.n_classes - 1}, got values "
+                         f"{int(u.min())}..{int(u.max())}")
+
+
 @torch.no_grad()
 def _batched_transform(model: GINModel, x: Tensor, batch_size: int = 4096) -> Tensor:
     return torch.cat([model.transform(xb) for xb in x.split(batch_size)])
@@ -298,6 +310,7 @@ def train(
     ``DistributedDataParallel``: every process draws the same global batch and takes its share,
     so the result equals one process with the same ``batch_size``.
     """
+    _check_inputs(model, x, u)
     with cpu_threads(config, model):
         ctx = dist.init_from_env(config.device)
         device = ctx.device if ctx.world_size > 1 else resolve_device(config.device, model if config.fused else None)
