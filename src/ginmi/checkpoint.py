@@ -1,7 +1,7 @@
 """Training checkpoints that survive faults.
 
 A checkpoint is one file, ``RUN/checkpoint.pt``, holding plain data only: model and optimizer
-state dicts, the scheduler state, epoch and step, the RNG states, the loss history and the
+state dicts, the schedule position, epoch and step, the RNG states, the loss history and the
 training options it was written with. It is written atomically (temporary file in the same
 folder, fsync, rename; :func:`ginmi.io.atomic_torch_save`), so a process killed at any moment,
 even in the middle of a save, leaves the previous checkpoint intact. It is read with

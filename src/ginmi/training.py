@@ -11,13 +11,14 @@ and ``.grad`` are views of it), so zeroing, clipping and the fused Adam update a
 kernel instead of one per tensor; vector GIN networks on the CPU compute loss and gradient in
 one compiled kernel (:mod:`ginmi.fused`). The function computed is unchanged.
 
-Robustness: with ``checkpoint_dir`` a checkpoint (model, optimizer, scheduler, epoch, step,
-RNG states, history) is written atomically every ``checkpoint_every`` epochs, and
+Robustness: with ``checkpoint_dir`` a checkpoint (model, optimizer, schedule position, epoch,
+step, RNG states, history) is written atomically every ``checkpoint_every`` epochs (at most once
+per ``checkpoint_seconds``) and after the last, and
 ``resume=True`` continues from it exactly. A non-finite loss, gradient or parameter stops
 training with :class:`DivergenceError` naming the step, and the last good checkpoint is kept.
 
-Several independent models (trials with different seeds) train together, vectorised over
-stacked parameters, with :func:`train_many`.
+Several independent models (trials with different seeds) train together with :func:`train_many`:
+in parallel threads with the fused step, else vectorised over stacked parameters.
 
 Example:
     >>> import torch
@@ -97,7 +98,7 @@ class TrainConfig:
     )
     resume: bool = option(False, "continue from RUN/checkpoint.pt of the same --out folder (same options), exactly")
     fused: bool = option(True, "train vector GIN networks on the CPU with the fused compiled step (ginmi.fused: the "
-                         "same loss and gradient as autograd in one numba kernel, about 5x faster); --no-fused "
+                         "same loss and gradient as autograd in one numba kernel, about 6x faster); --no-fused "
                          "uses autograd")
 
     def __post_init__(self) -> None:
