@@ -117,21 +117,21 @@ class FusedStep:
         trainable = model.stats == "trainable"
         self.stats = (offset(model.mu), offset(model.log_sigma)) if trainable else (-1, -1)
         self.width = int(self.layers[..., 1].max())
-        self._workspace: tuple[int, tuple[np.ndarray, ...]] | None = None
+        self._workspace: dict[int, tuple[np.ndarray, ...]] = {}
 
     def _buffers(self, dim: int, batch: int) -> tuple[np.ndarray, ...]:
-        """Activations kept for the backward pass, reused while the batch size is unchanged."""
-        if self._workspace is None or self._workspace[0] != batch:
+        """Activations kept for the backward pass, one set per batch size (full and last batch)."""
+        if batch not in self._workspace:
             n, w, dtype = len(self.splits), self.width, self.values.dtype
-            self._workspace = (batch, (
+            self._workspace[batch] = (
                 np.empty((n + 1, dim, batch), dtype),  # input of each coupling; the last is w
                 np.empty((n, dim, batch), dtype),  # output of each coupling before its permutation
                 np.empty((n, 2, w, batch), dtype),  # first hidden layer of each subnet
                 np.empty((n, 2, w, batch), dtype),  # second hidden layer
                 np.empty((n, 2, dim + 1, batch), dtype),  # subnet output: raw log-scales, then shifts
                 np.empty((n, 2, dim, batch), dtype),  # exp of the clamped, centred log-scales
-            ))
-        return self._workspace[1]
+            )
+        return self._workspace[batch]
 
     def __call__(self, x: Tensor, u: Tensor) -> float:
         model = self.model
