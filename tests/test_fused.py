@@ -120,7 +120,7 @@ def test_flat_adam_skips_a_non_finite_gradient():
 
 
 def test_auto_device_keeps_fused_networks_on_the_cpu(monkeypatch):
-    from ginmi.training import resolve_device
+    from ginmi.training import resolve_device, training_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     vector = GINModel({"name": "vector", "dim": 4, "width": 8}, 2)
@@ -129,3 +129,7 @@ def test_auto_device_keeps_fused_networks_on_the_cpu(monkeypatch):
     assert resolve_device("auto", glow).type == "cuda"
     assert resolve_device("auto").type == "cuda"
     assert resolve_device("cpu", glow).type == "cpu"
+    # what runs record as their device is what train uses
+    assert training_device(TrainConfig(), vector).type == "cpu"
+    assert training_device(TrainConfig(fused=False), vector).type == "cuda"
+    assert training_device(TrainConfig(device="cuda"), vector).type == "cuda"

@@ -59,6 +59,7 @@ __all__ = [
     "TrainConfig",
     "DivergenceError",
     "resolve_device",
+    "training_device",
     "cpu_threads",
     "fit_standardization",
     "lr_factor",
@@ -142,6 +143,13 @@ def resolve_device(device: str, model: nn.Module | None = None) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} asked for, but CUDA is not available here; use --device cpu")
     return dev
+
+
+def training_device(config: TrainConfig, model: nn.Module) -> torch.device:
+    """The device :func:`train` trains ``model`` on with ``config``: the process group's under
+    ``torchrun``, else :func:`resolve_device` (whose ``"auto"`` keeps fused-step networks on the CPU)."""
+    ctx = dist.init_from_env(config.device)
+    return ctx.device if ctx.world_size > 1 else resolve_device(config.device, model if config.fused else None)
 
 
 def fit_standardization(model: GINModel, x: Tensor) -> None:
@@ -314,7 +322,7 @@ def train(
     _check_inputs(model, x, u)
     with cpu_threads(config, model):
         ctx = dist.init_from_env(config.device)
-        device = ctx.device if ctx.world_size > 1 else resolve_device(config.device, model if config.fused else None)
+        device = training_device(config, model)
         torch.manual_seed(config.seed)
         order_gen, noise_gen = _generators(config.seed, device)
         model.to(device).train()

@@ -19,7 +19,7 @@ and spread of every number; :mod:`ginmi.report` turns the run folder into ``repo
 Example:
     >>> import tempfile
     >>> from ginmi.pipelines.synthetic import SyntheticConfig, run_synthetic
-    >>> from ginmi.training import TrainConfig
+    >>> from ginmi.training import TrainConfig, training_device
     >>> config = SyntheticConfig(n_samples=300, n_test=100, progress=False, report=False,
     ...                          out=tempfile.mkdtemp(), train=TrainConfig(epochs=1))
     >>> results = run_synthetic(config)
@@ -59,7 +59,7 @@ from ginmi.selection import SelectionConfig, mi_scores, score_criteria
 from ginmi.tasks.classification import PRIORS, accuracy_vs_k, bayes_accuracy
 from ginmi.tasks.identifiability import abs_correlation, matching, mcc
 from ginmi.tasks.ood import auroc_vs_k, log_density, roc
-from ginmi.training import TrainConfig
+from ginmi.training import TrainConfig, training_device
 
 __all__ = [
     "LOW_NOISE_STD",
@@ -306,7 +306,7 @@ def _finish_trial(config: SyntheticConfig, run_dir: Path, variant: str, trial: i
     result.update(evaluate_trial(model, data, test, config.selection, prior=config.prior, seed=seed))
     result["training"] = {"epoch_loss": history["epoch_loss"], "final_loss": history["epoch_loss"][-1]}
     result["timing"] = {"train_seconds": train_seconds, "eval_seconds": time.perf_counter() - t0,
-                        "device": str(next(model.parameters()).device)}
+                        "device": str(training_device(config.train, model))}
     return result
 
 

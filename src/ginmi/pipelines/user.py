@@ -29,7 +29,7 @@ from ginmi.selection import SelectionConfig, score_criteria
 from ginmi.tasks.classification import PRIORS, accuracy_vs_k
 from ginmi.tasks.identifiability import abs_correlation
 from ginmi.tasks.ood import auroc_vs_k, log_density, roc
-from ginmi.training import TrainConfig
+from ginmi.training import TrainConfig, training_device
 
 __all__ = ["FitConfig", "run_fit", "TransformConfig", "run_transform", "write_figures"]
 
@@ -171,7 +171,7 @@ def run_fit(config: FitConfig) -> dict[str, Any]:
         **_downstream(config, model, x, u, criteria, files),
         "training": {"epoch_loss": history["epoch_loss"], "final_loss": history["epoch_loss"][-1]},
         "timing": {"train_seconds": train_seconds},
-        "environment": environment(str(next(model.parameters()).device)),
+        "environment": environment(str(training_device(config.train, model))),
     }
     write_figures(run_dir, results)
     results["timing"]["total_seconds"] = time.perf_counter() - t_start
