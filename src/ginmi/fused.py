@@ -250,12 +250,13 @@ if numba is not None:
             for i in range(nb):
                 s += gout[j, i]
             gb[j] += s
-        if rows * cols >= _BLAS_MIN:
-            gw += np.dot(gout[:rows], inp[:cols].T)
+        if rows * cols >= _BLAS_MIN:  # C-contiguous operands only: one np.dot to compile, not three
+            gw += np.dot(gout[:rows], np.ascontiguousarray(inp[:cols].T))
+            w_t = np.ascontiguousarray(w.T)
             if accumulate:
-                ginp[:cols] += np.dot(w.T, gout[:rows])
+                ginp[:cols] += np.dot(w_t, gout[:rows])
             else:
-                ginp[:cols] = np.dot(w.T, gout[:rows])
+                ginp[:cols] = np.dot(w_t, gout[:rows])
         else:
             for j in range(rows):
                 for k in range(cols):
