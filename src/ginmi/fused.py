@@ -223,27 +223,32 @@ if numba is not None:
         return flat[offset:offset + rows * cols].reshape(rows, cols)
 
     @_njit
-    def _linear(w, b, inp, out, relu):
-        """out = act(w @ inp + b) for feature-major ``inp`` (features, batch)."""
+    def _linear(w, b, inp, out):
+        """out = w @ inp + b for feature-major ``inp`` (features, batch)."""
         rows, cols, nb = w.shape[0], w.shape[1], inp.shape[1]
         if rows * cols >= _BLAS_MIN:  # wide layers: one BLAS call beats the loops
             out[:rows] = np.dot(w, inp[:cols])
-        for j in range(rows):
-            if rows * cols < _BLAS_MIN:
+        else:
+            for j in range(rows):
                 for i in range(nb):
                     out[j, i] = 0
                 for k in range(cols):
                     wjk = w[j, k]
                     for i in range(nb):
                         out[j, i] += wjk * inp[k, i]
+        for j in range(rows):
             for i in range(nb):
                 out[j, i] += b[j]
-                if relu:
-                    out[j, i] = max(out[j, i], 0)
 
     @_njit
-    def _linear_backward(w, gw, gb, inp, gout, ginp, relu_inp, accumulate):
-        """gw += gout inp^T and gb += sum(gout); ginp = (or +=) w^T gout, masked where inp <= 0 if relu_inp."""
+    def _relu(a, rows):
+        for j in range(rows):
+            for i in range(a.shape[1]):
+                a[j, i] = max(a[j, i], 0)
+
+    @_njit
+    def _linear_backward(w, gw, gb, inp, gout, ginp):
+        """gw += gout inp^T, gb += sum(gout) and ginp += w^T gout."""
         rows, cols, nb = w.shape[0], w.shape[1], inp.shape[1]
         for j in range(rows):
             s = gout[j, 0] * 0
@@ -252,11 +257,7 @@ if numba is not None:
             gb[j] += s
         if rows * cols >= _BLAS_MIN:  # C-contiguous operands only: one np.dot to compile, not three
             gw += np.dot(gout[:rows], np.ascontiguousarray(inp[:cols].T))
-            w_t = np.ascontiguousarray(w.T)
-            if accumulate:
-                ginp[:cols] += np.dot(w_t, gout[:rows])
-            else:
-                ginp[:cols] = np.dot(w_t, gout[:rows])
+            ginp[:cols] += np.dot(np.ascontiguousarray(w.T), gout[:rows])
         else:
             for j in range(rows):
                 for k in range(cols):
@@ -265,25 +266,28 @@ if numba is not None:
                         s += gout[j, i] * inp[k, i]
                     gw[j, k] += s
             for k in range(cols):
-                if not accumulate:
-                    ginp[k, :] = 0
                 for j in range(rows):
                     wjk = w[j, k]
                     for i in range(nb):
                         ginp[k, i] += wjk * gout[j, i]
-        if relu_inp:
-            for k in range(cols):
-                for i in range(nb):
-                    if inp[k, i] <= 0:
-                        ginp[k, i] = 0
+
+    @_njit
+    def _relu_backward(grad, act, rows):
+        """Zero ``grad`` where the ReLU output ``act`` is 0."""
+        for j in range(rows):
+            for i in range(act.shape[1]):
+                if act[j, i] <= 0:
+                    grad[j, i] = 0
 
     @_njit
     def _half_forward(p, lay, inp, target, out, a1, a2, o, e, clamp):
         """out = target * exp(s) + t, (s, t) from the subnet on ``inp``; keeps its activations."""
         n = target.shape[0]
-        _linear(_matrix(p, lay[0, 0], lay[0, 1], lay[0, 2]), p[lay[0, 3]:lay[0, 3] + lay[0, 1]], inp, a1, True)
-        _linear(_matrix(p, lay[1, 0], lay[1, 1], lay[1, 2]), p[lay[1, 3]:lay[1, 3] + lay[1, 1]], a1, a2, True)
-        _linear(_matrix(p, lay[2, 0], lay[2, 1], lay[2, 2]), p[lay[2, 3]:lay[2, 3] + lay[2, 1]], a2, o, False)
+        _linear(_matrix(p, lay[0, 0], lay[0, 1], lay[0, 2]), p[lay[0, 3]:lay[0, 3] + lay[0, 1]], inp, a1)
+        _relu(a1, lay[0, 1])
+        _linear(_matrix(p, lay[1, 0], lay[1, 1], lay[1, 2]), p[lay[1, 3]:lay[1, 3] + lay[1, 1]], a1, a2)
+        _relu(a2, lay[1, 1])
+        _linear(_matrix(p, lay[2, 0], lay[2, 1], lay[2, 2]), p[lay[2, 3]:lay[2, 3] + lay[2, 1]], a2, o)
         for i in range(inp.shape[1]):
             mean = 0.0
             for j in range(n):
@@ -309,14 +313,16 @@ if numba is not None:
                 r = o[j, i]
                 go[j, i] = (go[j, i] - mean) * clamp / (1 + r * r)
                 go[n + j, i] = gout[j, i]
-        for layer, below, gbelow, relu in ((2, a2, ga2, True), (1, a1, ga1, True)):
-            rows, cols = lay[layer, 1], lay[layer, 2]
-            _linear_backward(_matrix(p, lay[layer, 0], rows, cols), _matrix(g, lay[layer, 0], rows, cols),
-                             g[lay[layer, 3]:lay[layer, 3] + rows], below, go if layer == 2 else ga2,
-                             gbelow, relu, False)
-        rows, cols = lay[0, 1], lay[0, 2]
-        _linear_backward(_matrix(p, lay[0, 0], rows, cols), _matrix(g, lay[0, 0], rows, cols),
-                         g[lay[0, 3]:lay[0, 3] + rows], inp, ga1, ginp, False, True)
+        for layer in (2, 1, 0):  # output layer first; each fills the gradient of the layer below
+            rows, cols, w_at, b_at = lay[layer, 1], lay[layer, 0 + 2], lay[layer, 0], lay[layer, 3]
+            below = a2 if layer == 2 else a1 if layer == 1 else inp
+            gbelow = ga2 if layer == 2 else ga1 if layer == 1 else ginp
+            if layer > 0:
+                gbelow[:cols] = 0
+            _linear_backward(_matrix(p, w_at, rows, cols), _matrix(g, w_at, rows, cols), g[b_at:b_at + rows],
+                             below, go if layer == 2 else ga2 if layer == 1 else ga1, gbelow)
+            if layer > 0:
+                _relu_backward(gbelow, below, cols)
 
     @_njit
     def _step(x, shift, scale, u, p, g, layers, splits, clamps, perms, i_mu, i_ls, n_classes,
