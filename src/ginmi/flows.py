@@ -38,9 +38,22 @@ __all__ = [
 SubnetConstructor = Callable[[int, int], nn.Module]
 
 
+SOFT_CLAMP_SCALE = 0.636  # FrEIA's: clamp * 0.636 * atan(s) stays within ±clamp
+
+
 def soft_clamp(s: Tensor, clamp: float) -> Tensor:
     """FrEIA's arctan soft clamp: ``clamp * 0.636 * atan(s)``, bounded by ``±clamp``."""
-    return clamp * 0.636 * torch.atan(s)
+    return clamp * SOFT_CLAMP_SCALE * torch.atan(s)
+
+
+def _log_scales(o: Tensor, n: int, clamp: float, centre: bool) -> tuple[Tensor, Tensor, Tensor]:
+    """Split a subnet output into raw log-scales (first ``n`` of dimension 1) and shifts; return
+    ``(s_raw, s, t)`` with ``s`` the soft-clamped log-scales, centred over dimension 1 if ``centre``."""
+    s_raw, t = torch.split(o, n, dim=1)  # one split node instead of two slices
+    s = soft_clamp(s_raw, clamp)
+    if centre:
+        s = s - s.mean(1, keepdim=True)
+    return s_raw, s, t
 
 
 class _Affine(torch.autograd.Function):
@@ -51,10 +64,7 @@ class _Affine(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: Tensor, o: Tensor, clamp: float, centre: bool) -> Tensor:
-        s_raw, t = torch.split(o, x.shape[1], dim=1)
-        s = soft_clamp(s_raw, clamp)
-        if centre:
-            s = s - s.mean(1, keepdim=True)
+        s_raw, s, t = _log_scales(o, x.shape[1], clamp, centre)
         e = torch.exp(s)
         ctx.save_for_backward(x, e, s_raw)
         ctx.clamp, ctx.centre = clamp, centre
@@ -67,7 +77,7 @@ class _Affine(torch.autograd.Function):
         grad_s = grad_x * x
         if ctx.centre:
             grad_s = grad_s - grad_s.mean(1, keepdim=True)
-        grad_s = grad_s.div_(s_raw.square().add_(1)).mul_(ctx.clamp * 0.636)  # d atan(s)/ds = 1 / (1 + s^2)
+        grad_s = grad_s.div_(s_raw.square().add_(1)).mul_(ctx.clamp * SOFT_CLAMP_SCALE)  # d atan(s)/ds = 1 / (1 + s^2)
         return grad_x, torch.cat((grad_s, grad), 1), None, None
 
 
@@ -100,10 +110,7 @@ class AffineCoupling(nn.Module):
         self.subnet2 = subnet_constructor(self.split2, 2 * self.split1)
 
     def _scale_shift(self, subnet: nn.Module, u: Tensor, n: int) -> tuple[Tensor, Tensor]:
-        s, t = torch.split(subnet(u), n, dim=1)  # one split node instead of two slices
-        s = soft_clamp(s, self.clamp)
-        if self.volume_preserving:
-            s = s - s.mean(1, keepdim=True)
+        _, s, t = _log_scales(subnet(u), n, self.clamp, self.volume_preserving)
         return s, t
 
     def _half(self, subnet: nn.Module, u: Tensor, x: Tensor) -> tuple[Tensor, Tensor | None]:

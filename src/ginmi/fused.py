@@ -42,6 +42,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ginmi.flows import SOFT_CLAMP_SCALE, AffineCoupling, Permutation
+
 try:
     import numba
 except ImportError:  # pragma: no cover - exercised when numba is absent
@@ -50,7 +52,6 @@ except ImportError:  # pragma: no cover - exercised when numba is absent
 __all__ = ["supports", "FusedStep", "FlatAdam"]
 
 _LOG_2PI = math.log(2 * math.pi)
-_ATAN_SCALE = 0.636  # FrEIA's soft clamp: clamp * 0.636 * atan(s)
 # Reassociation lets the batch reductions vectorise; no "nnan"/"ninf", so a diverging run still
 # produces the NaN or inf that the trainer's divergence guard looks for.
 _FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
@@ -64,8 +65,6 @@ def _is_mlp(net: nn.Module) -> bool:
 
 def supports(model: nn.Module) -> bool:
     """Whether :class:`FusedStep` can train ``model``: numba present, CPU, float32/64, vector GIN flow."""
-    from ginmi.flows import AffineCoupling, Permutation
-
     blocks = list(getattr(getattr(model, "flow", None), "blocks", []))
     if numba is None or not blocks or len(blocks) % 2 or len(getattr(model, "input_shape", ())) != 1:
         return False
@@ -112,7 +111,7 @@ class FusedStep:
                     layers.append([offset(net[j].weight), out_features, in_features, offset(net[j].bias)])
         self.layers = np.array(layers, dtype=np.int64).reshape(len(blocks) // 2, 2, 3, 4)
         self.splits = np.array([c.split1 for c in blocks[::2]], dtype=np.int64)
-        self.clamps = np.array([c.clamp * _ATAN_SCALE for c in blocks[::2]], dtype=np.float64)
+        self.clamps = np.array([c.clamp * SOFT_CLAMP_SCALE for c in blocks[::2]], dtype=np.float64)
         self.perms = np.stack([p.perm.numpy() for p in blocks[1::2]]).astype(np.int64)
         trainable = model.stats == "trainable"
         self.stats = (offset(model.mu), offset(model.log_sigma)) if trainable else (-1, -1)
@@ -160,6 +159,8 @@ class FlatAdam:
                               "amsgrad": False}]
         self.exp_avg, self.exp_avg_sq = torch.zeros_like(self.values), torch.zeros_like(self.values)
         self.steps = 0
+        # NumPy views for the kernel, made once: the four buffers are only ever updated in place
+        self._arrays = tuple(t.numpy() for t in (self.values, self.grads, self.exp_avg, self.exp_avg_sq))
 
     def step(self, max_norm: float | None = None) -> float:
         """One update; the gradient is first scaled to norm ``<= max_norm``. Returns the gradient norm.
@@ -167,8 +168,7 @@ class FlatAdam:
         A non-finite gradient leaves parameters and state untouched (the caller reports it).
         """
         group = self.param_groups[0]
-        norm = _adam(self.values.numpy(), self.grads.numpy(), self.exp_avg.numpy(), self.exp_avg_sq.numpy(),
-                     self.steps + 1, group["lr"], group["betas"][0], group["betas"][1], group["eps"],
+        norm = _adam(*self._arrays, self.steps + 1, group["lr"], group["betas"][0], group["betas"][1], group["eps"],
                      group["weight_decay"], -1.0 if max_norm is None else max_norm)
         if math.isfinite(norm):
             self.steps += 1

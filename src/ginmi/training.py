@@ -266,6 +266,19 @@ def _config_fingerprint(config: TrainConfig) -> dict[str, Any]:
     return {k: v for k, v in flatten(config).items() if k not in _RESUME_FREE}
 
 
+def _clip_gradients(flat_grad: Tensor | None, params: list[nn.Parameter], max_norm: float | None) -> float:
+    """Scale the gradient to norm ``<= max_norm`` and return its norm (0 when not clipping).
+
+    ``flat_grad`` is the one-buffer gradient of a single process, else ``params`` are clipped."""
+    if max_norm is None:
+        return 0.0
+    if flat_grad is None:
+        return float(torch.nn.utils.clip_grad_norm_(params, max_norm, foreach=True))
+    norm = torch.linalg.vector_norm(flat_grad)
+    flat_grad.mul_(torch.clamp(max_norm / (norm + 1e-6), max=1.0))
+    return float(norm)
+
+
 def _check_inputs(model: GINModel, x: Tensor, u: Tensor) -> None:
     """Shapes and labels the model can train on (the fused kernel does not bounds-check indices)."""
     if tuple(x.shape[1:]) != tuple(model.input_shape):
@@ -393,14 +406,7 @@ def train(
                     if isinstance(optimizer, FlatAdam):  # clipping and update in one kernel
                         norm = optimizer.step(config.grad_clip)
                     else:
-                        norm = 0.0
-                        if config.grad_clip is not None:
-                            if grads is not None:
-                                norm = torch.linalg.vector_norm(grads)
-                                grads.mul_(torch.clamp(config.grad_clip / (norm + 1e-6), max=1.0))
-                            else:
-                                norm = torch.nn.utils.clip_grad_norm_(params, config.grad_clip, foreach=True)
-                            norm = float(norm)
+                        norm = _clip_gradients(grads, params, config.grad_clip)
                         if math.isfinite(norm):
                             optimizer.step()
                     if not math.isfinite(norm):
