@@ -183,3 +183,28 @@ def test_package_exports_estimators():
     with pytest.raises(AttributeError):
         ginmi.NoSuchThing  # noqa: B018
     assert torch.get_default_dtype() in (torch.float32, torch.float64)
+
+
+def test_defaults_learn_small_tables():
+    """Issue 15.1: GINTransformer() on the 178 wine rows reached 0.62 training accuracy (60 steps)."""
+    from sklearn.datasets import load_wine
+
+    X, y = load_wine(return_X_y=True)
+    with pytest.warns(UserWarning, match="2000 optimiser steps"):
+        gin = GINTransformer(n_permutations=0, threshold="sharp-drop").fit(X, y)
+    from ginmi.tasks.classification import accuracy
+
+    assert accuracy(gin.model_, gin.transform(X), y, list(range(X.shape[1]))) >= 0.95  # all latents
+
+
+def test_fdr_selects_planted_columns_among_300():
+    """Issue 15.2: with 200 permutations the smallest p-value 1/201 could not pass Benjamini-Hochberg
+    among 300 columns, so nothing was selected."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200)
+    X = rng.standard_normal((200, 300))
+    X[:, 17] = 1.5 * y + 0.6 * rng.standard_normal(200)
+    X[:, 123] = 1.2 * y + 0.7 * rng.standard_normal(200)
+    sel = InformativeSelector().fit(X, y)
+    assert sorted(sel.selected_.tolist()) == [17, 123]
+    assert InformativeSelector(max_permutations=200).fit(X, y).selected_.tolist() == []  # the old null

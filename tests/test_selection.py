@@ -95,7 +95,10 @@ def test_fdr_selects_the_informative_dims_with_pvalues_and_null_level():
     criteria = score_criteria(w, u, SelectionConfig(threshold="fdr", n_permutations=99), seed=0)
     mi = criteria["mi"]
     assert set(mi.selected.tolist()) == {1, 3}
-    assert mi.extra["pvalues"][[1, 3]].max() == 0.01  # (1 + 0) / (1 + 99)
+    # no exceedance in 99 permutations: refined up to the budget ceil(2 * dims / q), still none
+    budget = SelectionConfig().permutation_budget(w.shape[1])
+    assert mi.extra["max_permutations"] == budget > 99
+    assert mi.extra["pvalues"][[1, 3]].max() == 1 / (1 + budget)
     assert mi.extra["pvalues"][[0, 2, 4]].min() > 0.05
     assert 0 < mi.extra["null_level"] < 0.05
     assert len(criteria["var"].selected) == 2 and "size of the MI set" in criteria["var"].reason
@@ -144,3 +147,25 @@ def test_min_effect_drops_significant_but_negligible_leakage():
     assert default.extra["min_score"] == pytest.approx(0.05 * np.log(4), rel=0.01)
     assert "with score >=" in default.reason
     assert rng is not None
+
+
+def test_var_keeps_nothing_when_mi_selects_nothing():
+    """Issue 15.2: an empty MI set made VAR select 'top-k with k = 1, the size of the MI set'."""
+    rng = np.random.default_rng(0)
+    w, u = rng.standard_normal((300, 6)), np.repeat([0, 1, 2], 100)
+    criteria = score_criteria(w, u, SelectionConfig(n_permutations=50), seed=0)
+    assert criteria["mi"].selected.tolist() == [] and criteria["var"].selected.tolist() == []
+    assert "MI selected no dim" in criteria["var"].reason and len(criteria["var"].order) == 6
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"q": 2}, "q must lie in"),
+    ({"threshold": "top-k"}, "top-k needs k"),
+    ({"k": 3}, "only with --threshold top-k"),
+    ({"max_permutations": -1}, "max_permutations"),
+])
+def test_selection_options_are_checked_when_built(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        SelectionConfig(**kwargs)
+    with pytest.raises(ValueError, match="exceeds the 10 dims"):
+        SelectionConfig(threshold="top-k", k=50).check_dims(10)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import pytest
@@ -141,3 +142,28 @@ def test_train_refuses_wrong_shapes_and_labels_before_any_step():
         train(model, x, u[:10], TrainConfig(epochs=1), progress=False)
     with pytest.raises(ValueError, match=r"class indices 0\.\.2"):
         train(model, x, u + 1, TrainConfig(epochs=1), progress=False)
+
+
+def test_default_schedule_adapts_to_small_data_and_keeps_the_papers_on_large():
+    """Issue 15.1: 178 rows at batch 240 and 60 epochs gave 60 steps with a 100-step warm-up."""
+    config = TrainConfig()
+    batch = config.batch_size_for(178)  # capped: at least min_batches batches per epoch
+    steps = math.ceil(178 / batch)
+    assert steps >= config.min_batches and config.epochs_for(steps) * steps >= config.min_steps
+    assert max(lr_factor(config, s, steps) for s in range(config.epochs_for(steps) * steps)) == 1.0
+    # the synthetic study's 10,000 samples: batch 240, 60 epochs, decays at epochs 30 and 48 as before
+    assert config.batch_size_for(10_000) == 240 and config.epochs_for(42) == 60
+    assert lr_factor(config, 30 * 42 - 1, 42) == 1.0 and lr_factor(config, 30 * 42, 42) == pytest.approx(0.1)
+    assert lr_factor(config, 48 * 42, 42) == pytest.approx(0.01)
+    # explicit epochs are kept, and a short run's warm-up still reaches the full learning rate
+    short = TrainConfig(epochs=60)
+    assert short.batch_size_for(178) == 240 and short.epochs_for(1) == 60
+    assert lr_factor(short, 29, 1) == 1.0
+
+
+def test_small_data_note():
+    from ginmi.training import schedule_note
+
+    assert schedule_note(TrainConfig(), 10_000, 5000) is None
+    note = schedule_note(TrainConfig(), 178, 5326)
+    assert "2000 optimiser steps" in note and "5326 parameters" in note and "\n" not in note

@@ -53,8 +53,8 @@ from ginmi.training import TrainConfig
 __all__ = ["GINTransformer", "InformativeSelector"]
 
 _MODEL, _TRAIN, _SELECT = VectorModelConfig(), TrainConfig(), SelectionConfig()
-_SELECTOR_PARAMS = ("criterion", "threshold", "k", "q", "min_effect", "n_permutations", "n_neighbors", "var_kind",
-                    "mi_estimator", "random_state")
+_SELECTOR_PARAMS = ("criterion", "threshold", "k", "q", "min_effect", "n_permutations", "max_permutations",
+                    "n_neighbors", "var_kind", "mi_estimator", "random_state")
 
 
 def _seed(random_state: Any) -> int:
@@ -93,6 +93,10 @@ class InformativeSelector(SelectorMixin, BaseEstimator):
         With ``"fdr"``, the smallest ``I(x_i; y) / H(y)`` kept (0: significance alone).
     n_permutations : int, default 200
         Label permutations of the p-values (0: none; ``"fdr"`` needs them).
+    max_permutations : int or None, default None
+        Columns with fewer than 10 exceedances in ``n_permutations`` are refined by further
+        permutations up to this many (sequential test); None: ``ceil(2 * n_features / q)``, enough
+        for ``"fdr"`` to select among all columns.
     n_neighbors : int, default 3
         Neighbours of the kNN MI estimator.
     var_kind : {"class-rms", "std"}, default "class-rms"
@@ -147,6 +151,7 @@ class InformativeSelector(SelectorMixin, BaseEstimator):
         q: float = _SELECT.q,
         min_effect: float = _SELECT.min_effect,
         n_permutations: int = _SELECT.n_permutations,
+        max_permutations: int | None = _SELECT.max_permutations,
         n_neighbors: int = _SELECT.n_neighbors,
         var_kind: str = _SELECT.var_kind,
         mi_estimator: str = _SELECT.mi_estimator,
@@ -158,6 +163,7 @@ class InformativeSelector(SelectorMixin, BaseEstimator):
         self.q = q
         self.min_effect = min_effect
         self.n_permutations = n_permutations
+        self.max_permutations = max_permutations
         self.n_neighbors = n_neighbors
         self.var_kind = var_kind
         self.mi_estimator = mi_estimator
@@ -190,7 +196,7 @@ class InformativeSelector(SelectorMixin, BaseEstimator):
             config = SelectionConfig(
                 mi_estimator=self.mi_estimator, threshold=self.threshold, k=self.k, q=self.q,
                 min_effect=self.min_effect, n_permutations=self.n_permutations,
-                n_neighbors=self.n_neighbors, var_kind=self.var_kind)
+                max_permutations=self.max_permutations, n_neighbors=self.n_neighbors, var_kind=self.var_kind)
             selection = score_criteria(X, y, config, seed=seed)["mi"]
         else:
             selection = select(var_scores(X, y, self.var_kind), self.threshold, k=self.k)
@@ -237,10 +243,14 @@ class GINTransformer(ClassifierMixin, TransformerMixin, BaseEstimator):
     standardize : bool, default True
         Robust per-feature standardisation (median / MAD) stored in the model.
     epochs, batch_size, lr, milestones, gamma, input_noise, warmup_steps, grad_clip, weight_decay
-        Training settings, as :class:`~ginmi.training.TrainConfig` (defaults: the paper's).
+        Training settings, as :class:`~ginmi.training.TrainConfig` (defaults: the paper's, with
+        ``epochs=None``: 60 epochs, more on small data so that training takes at least
+        ``min_steps`` optimiser steps, the batch capped so that an epoch has ``min_batches``).
+    min_steps, min_batches : int, default 2000, 8
+        The small-data rule of ``epochs=None`` (see :class:`~ginmi.training.TrainConfig`).
     device : str, default "auto"
         Torch device of training (``"auto"``: CUDA when available); the fitted model lives on the CPU.
-    criterion, threshold, k, q, min_effect, n_permutations, n_neighbors, var_kind, mi_estimator
+    criterion, threshold, k, q, min_effect, n_permutations, max_permutations, n_neighbors, var_kind, mi_estimator
         Selection of the informative latents, as :class:`InformativeSelector`.
     prior : {"empirical", "uniform"}, default "empirical"
         Class prior ``p(y)`` of the posterior and the mixture density.
@@ -299,8 +309,10 @@ class GINTransformer(ClassifierMixin, TransformerMixin, BaseEstimator):
         clamp: float = _MODEL.clamp,
         stats: str = _MODEL.stats,
         standardize: bool = _MODEL.standardize,
-        epochs: int = _TRAIN.epochs,
+        epochs: int | None = _TRAIN.epochs,
         batch_size: int = _TRAIN.batch_size,
+        min_steps: int = _TRAIN.min_steps,
+        min_batches: int = _TRAIN.min_batches,
         lr: float = _TRAIN.lr,
         milestones: tuple[float, ...] = _TRAIN.milestones,
         gamma: float = _TRAIN.gamma,
@@ -315,6 +327,7 @@ class GINTransformer(ClassifierMixin, TransformerMixin, BaseEstimator):
         q: float = _SELECT.q,
         min_effect: float = _SELECT.min_effect,
         n_permutations: int = _SELECT.n_permutations,
+        max_permutations: int | None = _SELECT.max_permutations,
         n_neighbors: int = _SELECT.n_neighbors,
         var_kind: str = _SELECT.var_kind,
         mi_estimator: str = _SELECT.mi_estimator,
@@ -330,6 +343,8 @@ class GINTransformer(ClassifierMixin, TransformerMixin, BaseEstimator):
         self.standardize = standardize
         self.epochs = epochs
         self.batch_size = batch_size
+        self.min_steps = min_steps
+        self.min_batches = min_batches
         self.lr = lr
         self.milestones = milestones
         self.gamma = gamma
@@ -344,6 +359,7 @@ class GINTransformer(ClassifierMixin, TransformerMixin, BaseEstimator):
         self.q = q
         self.min_effect = min_effect
         self.n_permutations = n_permutations
+        self.max_permutations = max_permutations
         self.n_neighbors = n_neighbors
         self.var_kind = var_kind
         self.mi_estimator = mi_estimator
@@ -373,7 +389,8 @@ class GINTransformer(ClassifierMixin, TransformerMixin, BaseEstimator):
         model_config = VectorModelConfig(flow=self.flow, n_blocks=self.n_blocks, width=self.width,
                                          clamp=self.clamp, stats=self.stats, standardize=self.standardize)
         train_config = TrainConfig(
-            epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, milestones=tuple(self.milestones),
+            epochs=self.epochs, batch_size=self.batch_size, min_steps=self.min_steps, min_batches=self.min_batches,
+            lr=self.lr, milestones=tuple(self.milestones),
             gamma=self.gamma, input_noise=self.input_noise, warmup_steps=self.warmup_steps,
             grad_clip=self.grad_clip, weight_decay=self.weight_decay, seed=seed, device=self.device,
         )

@@ -100,7 +100,7 @@ class MetricsLogger:
         self.path = Path(run_dir) / "metrics.csv"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.train_config = train_config
-        self.steps_per_epoch = max(1, math.ceil(n_samples / train_config.batch_size))
+        self.steps_per_epoch = max(1, math.ceil(n_samples / train_config.batch_size_for(n_samples)))
         self._writer = _summary_writer(Path(run_dir) / "tensorboard") if tensorboard else None
         # rows of an interrupted run, kept up to the step training resumes from (see _start)
         self._previous: list[list[str]] | None = None

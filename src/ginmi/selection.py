@@ -24,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -190,6 +191,10 @@ class SelectionConfig:
         "practical significance (0: significance alone)")
     n_permutations: int = option(200, "label permutations for the MI p-values and null level (0: none; "
                                  "fdr needs them)")
+    max_permutations: int | None = option(
+        None, "refine the p-values of the dims with fewer than 10 exceedances by further permutations, up to "
+        "this many (sequential Besag-Clifford test; only dims near the boundary pay); none: as many as fdr needs "
+        "to select among all dims, ceil(2 * dims / q)")
     bootstrap: int = option(0, "bootstrap resamples for MI confidence intervals (0: none)")
     n_neighbors: int = option(3, "neighbours of the kNN MI estimator")
     var_kind: str = option("class-rms", "VAR score: RMS of class-conditional stds (GIN) or plain std",
@@ -200,6 +205,30 @@ class SelectionConfig:
             raise ValueError("n_permutations and bootstrap must be >= 0")
         if self.threshold == "fdr" and self.n_permutations < 1:
             raise ValueError("--threshold fdr needs --n-permutations >= 1")
+        if not 0 < self.q < 1:
+            raise ValueError(f"the FDR level q must lie in (0, 1), got {self.q}")
+        if self.threshold == "top-k" and (self.k is None or self.k < 1):
+            raise ValueError(f"threshold top-k needs k >= 1 (--k, the number of dims kept), got {self.k}")
+        if self.k is not None and self.threshold != "top-k":
+            raise ValueError(f"--k {self.k} is used only with --threshold top-k (now {self.threshold}); "
+                             "add --threshold top-k or drop --k")
+        if self.n_neighbors < 1:
+            raise ValueError(f"n_neighbors must be >= 1, got {self.n_neighbors}")
+        if not 0 <= self.min_effect < 1:
+            raise ValueError(f"min_effect must lie in [0, 1), got {self.min_effect}")
+        if self.max_permutations is not None and self.max_permutations < 0:
+            raise ValueError(f"max_permutations must be >= 0 or none, got {self.max_permutations}")
+
+    def check_dims(self, n_dims: int) -> None:
+        """Refuse settings that cannot work on ``n_dims`` latent dims (before anything is trained)."""
+        if self.k is not None and self.k > n_dims:
+            raise ValueError(f"--k {self.k} exceeds the {n_dims} dims of the data; use --k between 1 and {n_dims}")
+
+    def permutation_budget(self, n_dims: int) -> int:
+        """Most permutations a dim's p-value may use: ``max_permutations``, by default ``ceil(2 * n_dims / q)``
+        (so that Benjamini-Hochberg can accept a p-value among ``n_dims``), never below ``n_permutations``."""
+        auto = math.ceil(2 * n_dims / self.q) if self.threshold == "fdr" else self.n_permutations
+        return max(self.n_permutations, auto if self.max_permutations is None else self.max_permutations)
 
 
 def mi_scores(w: np.ndarray, u: np.ndarray, config: SelectionConfig, *, seed: int = 0,
@@ -239,9 +268,11 @@ def score_criteria(w: np.ndarray, u: np.ndarray, config: SelectionConfig, *, see
     pvalues = None
     if config.n_permutations > 0:
         observed = scores if config.mi_estimator == "knn" else None
+        budget = config.permutation_budget(w.shape[1])
         pvalues, null = permutation_pvalues(w, u, n_permutations=config.n_permutations,
-                                            n_neighbors=config.n_neighbors, random_state=seed, observed=observed)
-        extra.update(pvalues=pvalues, null_level=float(np.quantile(null, 0.95)))
+                                            n_neighbors=config.n_neighbors, random_state=seed, observed=observed,
+                                            max_permutations=budget)
+        extra.update(pvalues=pvalues, null_level=float(np.quantile(null, 0.95)), max_permutations=budget)
     if config.bootstrap > 0:
         low, high = bootstrap_intervals(w, u, n_bootstrap=config.bootstrap, n_neighbors=config.n_neighbors,
                                         random_state=seed)
@@ -255,4 +286,7 @@ def score_criteria(w: np.ndarray, u: np.ndarray, config: SelectionConfig, *, see
     var = select(var_scores(w, u, config.var_kind), var_threshold, k=k)
     if config.threshold == "fdr":
         var.reason = f"top-k with k = {k}, the size of the MI set (VAR has no p-values)"
+        if len(mi.selected) == 0:  # equal size: nothing; VAR's own order is still reported
+            var.selected = var.selected[:0]
+            var.reason = "none: MI selected no dim, and VAR keeps as many as MI (VAR has no p-values)"
     return {"mi": mi, "var": var}

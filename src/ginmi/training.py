@@ -58,11 +58,13 @@ from ginmi.model import GINModel
 __all__ = [
     "TrainConfig",
     "DivergenceError",
+    "SmallDataWarning",
     "resolve_device",
     "training_device",
     "cpu_threads",
     "fit_standardization",
     "lr_factor",
+    "schedule_note",
     "train",
     "train_many",
     "evaluate_loss",
@@ -73,8 +75,15 @@ __all__ = [
 class TrainConfig:
     """Optimisation settings; defaults are the paper's (Adam, lr 1e-2, batch 240, decay by 0.1)."""
 
-    epochs: int = option(60, "training epochs")
-    batch_size: int = option(240, "batch size (the paper's 240); under torchrun the global batch over all processes")
+    epochs: int | None = option(None, "training epochs; none (default): the paper's 60, or more on small data so "
+                                "that training takes at least --min-steps optimiser steps")
+    batch_size: int = option(240, "batch size (the paper's 240); with --epochs none capped on small data so that an "
+                             "epoch has at least --min-batches batches; under torchrun the global batch over all "
+                             "processes")
+    min_steps: int = option(2000, "with --epochs none: train at least this many optimiser steps (more epochs on "
+                            "small data; 10,000 samples at batch 240 already take 2,520 steps in 60 epochs)")
+    min_batches: int = option(8, "with --epochs none: cap --batch-size at the data size / this, so that small "
+                              "data get several batches per epoch (1: no cap)")
     lr: float = option(1e-2, "initial Adam learning rate (the paper's 1e-2)")
     milestones: tuple[float, ...] = option(
         (0.5, 0.8), "epochs at which the learning rate is multiplied by --gamma; values < 1 are fractions of --epochs"
@@ -103,9 +112,19 @@ class TrainConfig:
                          "uses autograd")
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size"):
-            if getattr(self, name) <= 0:
+        for name in ("epochs", "batch_size", "min_batches"):
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.min_steps < 0:
+            raise ValueError(f"min_steps must be >= 0, got {self.min_steps}")
+        if self.warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
+        if not self.gamma > 0:
+            raise ValueError(f"gamma must be positive, got {self.gamma}")
+        if self.input_noise < 0 or self.weight_decay < 0:
+            raise ValueError(f"input_noise and weight_decay must be >= 0, got {self.input_noise}, {self.weight_decay}")
+        if any(not m > 0 for m in self.milestones):
+            raise ValueError(f"milestones must be positive (fractions < 1 or epoch numbers), got {self.milestones}")
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
         if self.grad_clip is not None and not self.grad_clip > 0:
@@ -115,9 +134,45 @@ class TrainConfig:
         if not self.checkpoint_seconds >= 0:
             raise ValueError(f"checkpoint_seconds must be >= 0, got {self.checkpoint_seconds}")
 
-    def milestone_epochs(self) -> list[int]:
+    def batch_size_for(self, n_samples: int) -> int:
+        """The batch size on ``n_samples``: ``batch_size``; with ``epochs=None`` capped so that an
+        epoch has at least ``min_batches`` batches (and evened out over the batches of an epoch)."""
+        cap = max(1, math.ceil(n_samples / self.min_batches))
+        if self.epochs is not None or self.batch_size <= cap:
+            return self.batch_size
+        return math.ceil(n_samples / math.ceil(n_samples / cap))
+
+    def epochs_for(self, steps_per_epoch: int) -> int:
+        """Epochs of the run: ``epochs`` if given, else the paper's 60 or as many more as ``min_steps`` needs."""
+        if self.epochs is not None:
+            return self.epochs
+        return max(DEFAULT_EPOCHS, math.ceil(self.min_steps / max(1, steps_per_epoch)))
+
+    def milestone_epochs(self, steps_per_epoch: int | None = None) -> list[int]:
         """Milestones given as fractions of the run (< 1) or as epoch numbers (>= 1)."""
-        return sorted({int(round(m * self.epochs)) if m < 1 else int(m) for m in self.milestones})
+        epochs = self.epochs_for(steps_per_epoch or 1)
+        return sorted({int(round(m * epochs)) if m < 1 else int(m) for m in self.milestones})
+
+
+DEFAULT_EPOCHS = 60  # the paper's; more with --epochs none on small data (TrainConfig.min_steps)
+
+
+def schedule_note(config: TrainConfig, n_samples: int, n_parameters: int | None = None) -> str | None:
+    """A one-line note when ``n_samples`` are few for the training settings or the model, else None."""
+    batch = config.batch_size_for(n_samples)
+    steps = math.ceil(n_samples / batch)
+    epochs = config.epochs_for(steps)
+    notes = []
+    if batch < config.batch_size or epochs > DEFAULT_EPOCHS and config.epochs is None:
+        notes.append(f"{n_samples} samples: training {epochs} epochs of {steps} batches of {batch} "
+                     f"({epochs * steps} optimiser steps)")
+    elif epochs * steps < 500:
+        notes.append(f"only {epochs * steps} optimiser steps ({epochs} epochs of {steps} batches); "
+                     f"epochs = none trains at least min_steps = {config.min_steps}")
+    if n_parameters is not None and n_parameters > n_samples:
+        notes.append(f"the model has {n_parameters} parameters for {n_samples} samples and may overfit "
+                     "(a smaller model: fewer blocks (n_blocks) or a smaller width)")
+    return "; ".join(notes) or None
 
 
 # options that may differ between an interrupted run and its resumption
@@ -126,6 +181,11 @@ _RESUME_FREE = ("resume", "checkpoint_every", "checkpoint_seconds", "device", "f
 
 class DivergenceError(RuntimeError):
     """Training produced a non-finite loss, gradient or parameter."""
+
+
+class SmallDataWarning(UserWarning):
+    """The data are small for the model or the training settings (see :func:`schedule_note`);
+    the command line prints it as one line ``ginmi: note: ...``."""
 
 
 def resolve_device(device: str, model: nn.Module | None = None) -> torch.device:
@@ -168,7 +228,12 @@ def fit_standardization(model: GINModel, x: Tensor) -> None:
 
 
 def lr_factor(config: TrainConfig, step: int, steps_per_epoch: int) -> float:
-    """Learning-rate multiplier at ``step``: linear warm-up, then ``gamma`` per milestone passed."""
+    """Learning-rate multiplier at ``step``: linear warm-up, then ``gamma`` per milestone passed.
+
+    The schedule is defined in optimiser steps: a milestone at a fraction ``m`` of the run is
+    passed at step ``round(m * epochs) * steps_per_epoch``; the warm-up lasts ``warmup_steps``
+    but at most a tenth of the run, so that short runs still reach the full learning rate.
+    """
     return _LRSchedule(config, steps_per_epoch)(step)
 
 
@@ -176,15 +241,15 @@ class _LRSchedule:
     """:func:`lr_factor` with the milestones computed once (it runs every step)."""
 
     def __init__(self, config: TrainConfig, steps_per_epoch: int) -> None:
-        self.warmup = config.warmup_steps
+        self.epochs = config.epochs_for(steps_per_epoch)
+        self.total_steps = self.epochs * steps_per_epoch
+        self.warmup = min(config.warmup_steps, max(1, self.total_steps // 10))
         self.gamma = config.gamma
-        self.steps_per_epoch = steps_per_epoch
-        self.milestones = config.milestone_epochs()
+        self.milestones = [m * steps_per_epoch for m in config.milestone_epochs(steps_per_epoch)]
 
     def __call__(self, step: int) -> float:
         warmup = min(1.0, (step + 1) / self.warmup) if self.warmup > 0 else 1.0
-        epoch = step // self.steps_per_epoch
-        return warmup * self.gamma ** sum(epoch >= m for m in self.milestones)
+        return warmup * self.gamma ** sum(step >= m for m in self.milestones)
 
 
 class _FlatParameters:
@@ -347,7 +412,9 @@ def train(
                  if flat is not None and config.fused and fused_supports(model) else None)
         optimizer = (FlatAdam(flat.flat, flat.flat.grad, lr=config.lr, weight_decay=config.weight_decay)
                      if fused is not None else _adam(opt_params, config))
-        schedule = _LRSchedule(config, math.ceil(len(x) / config.batch_size))
+        batch_size = config.batch_size_for(len(x))
+        schedule = _LRSchedule(config, math.ceil(len(x) / batch_size))
+        epochs = schedule.epochs
         objective = dist.wrap_objective(model, ctx) if ctx.world_size > 1 else None
         history: dict[str, list[float]] = {"step_loss": [], "epoch_loss": [], "epoch_seconds": []}
         ckpt_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
@@ -374,8 +441,8 @@ def train(
             start_epoch, step = int(state["epoch"]), int(state["step"])
             good_epoch = start_epoch
         main = ctx.rank == 0
-        bar = tqdm(range(start_epoch, config.epochs), desc="training", unit="epoch",
-                   disable=not (progress and main), leave=False, initial=start_epoch, total=config.epochs)
+        bar = tqdm(range(start_epoch, epochs), desc="training", unit="epoch",
+                   disable=not (progress and main), leave=False, initial=start_epoch, total=epochs)
         grads = flat.flat.grad if flat is not None else None
         last_save = time.perf_counter()
         autotune = torch.backends.cudnn.benchmark
@@ -384,8 +451,8 @@ def train(
             for epoch in bar:
                 t0, losses = time.perf_counter(), []
                 xe, ue = _epoch_data(x, u, config, order_gen, noise_gen)
-                skipped = _skipped_batches(model, ue, config.batch_size)
-                for i, (xb, ub) in enumerate(zip(xe.split(config.batch_size), ue.split(config.batch_size))):
+                skipped = _skipped_batches(model, ue, batch_size)
+                for i, (xb, ub) in enumerate(zip(xe.split(batch_size), ue.split(batch_size))):
                     if skipped[i]:
                         continue
                     if fused is not None:
@@ -421,7 +488,7 @@ def train(
                 history["epoch_loss"].append(epoch_loss)
                 history["epoch_seconds"].append(time.perf_counter() - t0)
                 bar.set_postfix(loss=f"{epoch_loss:.4f}")
-                last = epoch + 1 == config.epochs
+                last = epoch + 1 == epochs
                 every = config.checkpoint_every
                 due = (every > 0 and (epoch + 1) % every == 0
                        and time.perf_counter() - last_save >= config.checkpoint_seconds)
@@ -520,10 +587,11 @@ def train_many(
         grads = flat.flat.grad
         stacked = dict(zip(names, leaves)) | frozen
         optimizer = _adam([flat.flat], config)
-        schedule = _LRSchedule(config, math.ceil(n / config.batch_size))
+        batch_size = config.batch_size_for(n)
+        schedule = _LRSchedule(config, math.ceil(n / batch_size))
         gens = [_generators(s, device) for s in seeds]
         histories = [{"step_loss": [], "epoch_loss": [], "epoch_seconds": []} for _ in models]
-        bar = tqdm(range(config.epochs), desc=f"training {n_models} models", unit="epoch",
+        bar = tqdm(range(schedule.epochs), desc=f"training {n_models} models", unit="epoch",
                    disable=not progress, leave=False)
         step = 0
         for epoch in bar:
@@ -531,12 +599,12 @@ def train_many(
             epoch_data = [_epoch_data(xs[k], us[k], config, *gens[k]) for k in range(n_models)]
             xe = torch.stack([d[0] for d in epoch_data])
             ue = torch.stack([d[1] for d in epoch_data])
-            skipped = [_skipped_batches(models[k], ue[k], config.batch_size) for k in range(n_models)]
+            skipped = [_skipped_batches(models[k], ue[k], batch_size) for k in range(n_models)]
             if any(any(s) != any(skipped[0]) or s != skipped[0] for s in skipped):
                 raise ValueError("with batch statistics, train_many needs the same batches skipped in every model; "
                                  "train these models one by one with train()")
             losses = []
-            for i, (xb, ub) in enumerate(zip(xe.split(config.batch_size, 1), ue.split(config.batch_size, 1))):
+            for i, (xb, ub) in enumerate(zip(xe.split(batch_size, 1), ue.split(batch_size, 1))):
                 if skipped[0][i]:
                     continue
                 grads.zero_()
@@ -566,7 +634,7 @@ def train_many(
                 for name, p in zip(names, leaves):
                     dict(m.named_parameters())[name].copy_(p[k])
                 if not all(bool(torch.isfinite(p).all()) for p in m.parameters()):
-                    raise _divergence(f"parameter of model {k}", config.epochs, step, config, None, None)
+                    raise _divergence(f"parameter of model {k}", schedule.epochs, step, config, None, None)
                 m.eval()
                 if m.stats == "batch":
                     m.set_class_statistics(_batched_transform(m, xs[k]), us[k])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 import platform
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -16,7 +17,15 @@ import torch
 import ginmi
 from ginmi.config import flatten, option, write_config_file
 from ginmi.model import STATS, GINModel
-from ginmi.training import TrainConfig, fit_standardization, resolve_device, train, train_many
+from ginmi.training import (
+    SmallDataWarning,
+    TrainConfig,
+    fit_standardization,
+    resolve_device,
+    schedule_note,
+    train,
+    train_many,
+)
 
 __all__ = [
     "VectorModelConfig",
@@ -107,6 +116,9 @@ def train_vector_model(
     """
     model = GINModel(model_config.arch(x.shape[1], train_config.seed), len(classes),
                      stats=model_config.stats, classes=classes)
+    note = schedule_note(train_config, len(x), sum(p.numel() for p in model.parameters() if p.requires_grad))
+    if note is not None:
+        warnings.warn(note, SmallDataWarning, stacklevel=2)
     xt = torch.as_tensor(x, dtype=torch.float32)
     ut = torch.as_tensor(u, dtype=torch.long)
     if model_config.standardize:
