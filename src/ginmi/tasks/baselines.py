@@ -51,7 +51,8 @@ def image_baselines(
 ) -> dict[str, Any]:
     """Test accuracy of each of :data:`BASELINES` (and the OOD AUROC of ``pca_qda`` with ``ood_x``).
 
-    Images are flattened to pixel vectors. Returns ``{"accuracy": {name: float},
+    Images are flattened to pixel vectors; with fewer than ``n_components + 1`` images in a class,
+    fewer PCA dimensions are kept (QDA needs more samples per class than dimensions). Returns ``{"accuracy": {name: float},
     "auroc": {"pca_qda": float}, "seconds": {name: float}, "models": BASELINES}``.
     """
     from sklearn.decomposition import PCA
@@ -80,7 +81,8 @@ def image_baselines(
     seconds["logistic"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    pca = PCA(min(n_components, xtr.shape[1], len(xtr)), random_state=seed).fit(xtr)
+    smallest_class = int(np.unique(ytr, return_counts=True)[1].min())  # QDA needs more samples than dims
+    pca = PCA(max(1, min(n_components, xtr.shape[1], smallest_class - 1)), random_state=seed).fit(xtr)
     qda = QuadraticDiscriminantAnalysis(reg_param=reg_param).fit(pca.transform(xtr), ytr)
     accuracy["pca_qda"] = float(np.mean(qda.predict(pca.transform(xte)) == yte))
     if ood_x is not None and len(ood_x):
