@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
@@ -21,7 +22,7 @@ from ginmi.pipelines.images import ImagesConfig, run_images
 from ginmi.pipelines.synthetic import SyntheticConfig, run_synthetic
 from ginmi.pipelines.user import FitConfig, TransformConfig, run_fit, run_transform
 from ginmi.report import ReportConfig, run_report, synthetic_summary
-from ginmi.training import DivergenceError
+from ginmi.training import DivergenceError, SmallDataWarning, TrainingInterrupted
 
 __all__ = ["main", "COMMANDS", "build_parser", "resolve_config"]
 
@@ -87,6 +88,11 @@ def _images_summary(r: dict[str, Any]) -> str:
                          for eta, row in r["fgsm"][name].items())
         lines.append(f"{name.upper():<7}{r['best_k'][name]:>7}{r['best_accuracy'][name]:>10.4f}"
                      f"{r['auroc'][name]:>8.3f}   {fgsm}")
+    if r.get("baselines"):
+        b = r["baselines"]
+        lines.append("baselines on the same split, accuracy: " + ", ".join(
+            f"{name} {acc:.4f}" for name, acc in b["accuracy"].items())
+            + "".join(f"; {name} OOD AUROC {a:.3f}" for name, a in b["auroc"].items()))
     t = r["timing"]
     lines.append(f"training {t.get('train_seconds', 0.0):.1f} s ({r['training']['epochs']} epochs), "
                  f"total {t['total_seconds']:.1f} s")
@@ -145,15 +151,52 @@ def resolve_config(name: str, args: argparse.Namespace) -> Any:
     return config
 
 
+# options a command has (shared groups) but does not use: refused when given on its command line
+UNUSED_OPTIONS: dict[str, tuple[str, ...]] = {
+    "images": ("threshold", "k", "q", "min_effect", "n_permutations", "max_permutations", "bootstrap"),
+}
+
+
+def _check_unused(name: str, args: argparse.Namespace) -> None:
+    given = [o for o in UNUSED_OPTIONS.get(name, ()) if o in vars(args)]
+    if given:
+        flags = ", ".join("--" + o.replace("_", "-") for o in given)
+        raise ValueError(f"{name} does not use {flags}: it orders the latents by MI and VAR and picks the best k "
+                         "of --k-grid by test accuracy; drop these options")
+
+
+def _print_note(message: Any, category: type, *args: Any, **kwargs: Any) -> None:
+    """Warnings about the data and the settings as one line each (``ginmi: note: ...``)."""
+    if issubclass(category, SmallDataWarning):
+        print(f"ginmi: note: {message}", file=sys.stderr, flush=True)
+    else:
+        _show_warning(message, category, *args, **kwargs)
+
+
+_show_warning = warnings.showwarning
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``ginmi`` console script."""
+    """Entry point of the ``ginmi`` console script.
+
+    Exit status: 0 on success; 2 for errors a user can fix (one line ``ginmi: error: ...``, raised
+    before any training or file); 130 after Ctrl-C (the training state is saved where it can be,
+    with one line saying how to resume).
+    """
     args = build_parser().parse_args(argv)
     cmd = COMMANDS[args.command]
+    main_process = True
     try:
-        config = resolve_config(args.command, args)
-        result = cmd.run(config)
-    except (ValueError, FileNotFoundError, DivergenceError) as err:
-        print(f"ginmi: error: {err}", file=sys.stderr)
+        with warnings.catch_warnings():
+            warnings.showwarning = _print_note
+            _check_unused(args.command, args)
+            config = resolve_config(args.command, args)
+            result = cmd.run(config)
+    except KeyboardInterrupt as err:
+        print(f"ginmi: {err}" if isinstance(err, TrainingInterrupted) else "ginmi: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, OSError, DivergenceError) as err:
+        print(f"ginmi: error: {_one_line(err)}", file=sys.stderr)
         return 2
     finally:
         main_process = distributed.is_main_process()
@@ -161,3 +204,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if cmd.summary is not None and main_process:
         print(cmd.summary(result))
     return 0
+
+
+def _one_line(err: BaseException) -> str:
+    """The message of ``err`` on one line (OS errors with their file name)."""
+    if isinstance(err, OSError) and not isinstance(err, FileNotFoundError) and err.filename:
+        text = f"{err.strerror or err}: {err.filename}"
+    else:
+        text = str(err)
+    return " ".join(text.split())

@@ -514,6 +514,13 @@ def write_report(run_dir: str | Path, results: dict[str, Any] | None = None) -> 
     if paper_rows:
         sections.append("<h2>The paper's numbers beside ours</h2>"
                         + _table(["quantity", "paper", "this run"], paper_rows, css_id="paper"))
+    if isinstance(results.get("baselines"), dict):
+        base = results["baselines"]
+        rows = [[name, base["models"].get(name, ""), acc, base["auroc"].get(name, "")]
+                for name, acc in base["accuracy"].items()]
+        sections.append("<h2>Baselines on the same split</h2><p>What a user would try instead, fitted on the "
+                        "same training images and scored on the same test (and OOD) images.</p>"
+                        + _table(["baseline", "model", "test accuracy", "OOD AUROC"], rows, css_id="baselines"))
     if command == "synthetic" and results.get("variants"):
         header, rows = synthetic_summary(results)
         sections.append("<h2>Summary of every setting</h2><p>Mean ± sample std over trials (seeds "
