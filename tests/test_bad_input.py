@@ -107,6 +107,7 @@ def test_fit_and_transform_on_csv_with_string_labels(tmp_path, capsys):
     with np.load(out) as z:
         assert z["w"].shape == (150, 4)
         np.testing.assert_array_equal(z["w_selected"], z["w"][:, z["selected"]])
+    capsys.readouterr()  # the run's own lines (run folder, notes)
     # wrong data dimension for the saved model
     _npz(tmp_path / "wide.npz", np.zeros((5, 6)))
     _run_fails(["transform", str(run / "model.pt"), str(tmp_path / "wide.npz"), "--out", str(tmp_path / "o.npz")],

@@ -70,6 +70,7 @@ class GINModel(nn.Module):
         self.classes = list(classes) if classes is not None else list(range(n_classes))
         if len(self.classes) != n_classes:
             raise ValueError(f"{len(self.classes)} class names given for {n_classes} classes")
+        self.feature_names: list[str] | None = None  # names of the input columns, where known (saved)
         self.flow = build_flow(self.arch)
         self.input_shape = tuple(self.arch.get("input_shape", (self.arch.get("dim"),)))
         dim = int(np.prod(self.input_shape))
@@ -138,7 +139,10 @@ class GINModel(nn.Module):
 
     def describe(self) -> dict[str, Any]:
         """Everything needed to rebuild the model except the weights (all plain types)."""
-        return {"arch": self.arch, "n_classes": self.n_classes, "stats": self.stats, "classes": self.classes}
+        desc = {"arch": self.arch, "n_classes": self.n_classes, "stats": self.stats, "classes": self.classes}
+        if self.feature_names is not None:
+            desc["feature_names"] = list(self.feature_names)
+        return desc
 
     def save(self, path: str | os.PathLike) -> None:
         """Write weights and description atomically; load with :func:`load_model`."""
@@ -162,6 +166,7 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
         desc = blob["model"]
         model = GINModel(desc["arch"], desc["n_classes"], stats=desc["stats"], classes=desc["classes"])
         model.load_state_dict(blob["state_dict"])
+        model.feature_names = desc.get("feature_names")
     except (KeyError, TypeError, RuntimeError) as err:
         raise ValueError(f"{path} is not a ginmi model file ({err}); was it written by GINModel.save?") from err
     return model.eval()

@@ -59,6 +59,8 @@ __all__ = [
     "TrainConfig",
     "DivergenceError",
     "SmallDataWarning",
+    "TrainingInterrupted",
+    "check_resume",
     "resolve_device",
     "training_device",
     "cpu_threads",
@@ -106,7 +108,10 @@ class TrainConfig:
         30.0, "write a periodic checkpoint only if this many seconds passed since the last one (the final state is "
               "always written; a fast run then writes once); 0: every --checkpoint-every epochs"
     )
-    resume: bool = option(False, "continue from RUN/checkpoint.pt of the same --out folder (same options), exactly")
+    resume: bool = option(False, "continue from RUN/checkpoint.pt of the same --out folder (same options), exactly "
+                          "(also after Ctrl-C, which saves the state at the step it stopped)")
+    overwrite: bool = option(False, "replace the ginmi run folder --out if it is not empty (its files are deleted "
+                             "first); without it (or --resume) a non-empty --out is refused")
     fused: bool = option(True, "train vector GIN networks on the CPU with the fused compiled step (ginmi.fused: the "
                          "same loss and gradient as autograd in one numba kernel, about 6x faster); --no-fused "
                          "uses autograd")
@@ -133,6 +138,15 @@ class TrainConfig:
             raise ValueError(f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
         if not self.checkpoint_seconds >= 0:
             raise ValueError(f"checkpoint_seconds must be >= 0, got {self.checkpoint_seconds}")
+        if self.seed < 0 or self.threads < 0:
+            raise ValueError(f"seed and threads must be >= 0, got {self.seed}, {self.threads}")
+        if self.resume and self.overwrite:
+            raise ValueError("--resume continues the run in --out, --overwrite deletes it: give one of them")
+        if self.device != "auto":
+            try:
+                torch.device(self.device)
+            except (RuntimeError, ValueError):
+                raise ValueError(f"unknown device {self.device!r}; use auto, cpu, cuda or cuda:N") from None
 
     def batch_size_for(self, n_samples: int) -> int:
         """The batch size on ``n_samples``: ``batch_size``; with ``epochs=None`` capped so that an
@@ -176,11 +190,63 @@ def schedule_note(config: TrainConfig, n_samples: int, n_parameters: int | None 
 
 
 # options that may differ between an interrupted run and its resumption
-_RESUME_FREE = ("resume", "checkpoint_every", "checkpoint_seconds", "device", "fused")
+_RESUME_FREE = ("resume", "overwrite", "checkpoint_every", "checkpoint_seconds", "device", "fused")
 
 
 class DivergenceError(RuntimeError):
     """Training produced a non-finite loss, gradient or parameter."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`train` with a checkpoint folder: the state at the last finished step is
+    saved, and ``resume=True`` continues from it exactly."""
+
+    def __init__(self, checkpoint: Path | None, epoch: int, epochs: int, step: int) -> None:
+        self.checkpoint = checkpoint
+        super().__init__(f"interrupted in epoch {epoch + 1}/{epochs} after {step} steps; the state is saved in "
+                         f"{checkpoint}: run the same command with --resume to continue")
+
+
+class _InterruptFlag:
+    """While enabled (main thread only), the first SIGINT only sets :attr:`raised` (the trainer stops
+    at the next step boundary); a second one interrupts at once."""
+
+    def __init__(self, enabled: bool) -> None:
+        import signal
+        import threading
+
+        self.raised = False
+        self._previous = None
+        if enabled and threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.raised:
+            raise KeyboardInterrupt
+        self.raised = True
+
+    def restore(self) -> None:
+        import signal
+
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+
+def check_resume(config: TrainConfig, checkpoint_dir: str | os.PathLike) -> None:
+    """With ``config.resume``, refuse (ValueError) a checkpoint in ``checkpoint_dir`` written with other
+    training options; call it before writing anything into the folder."""
+    path = Path(checkpoint_dir) / CHECKPOINT_NAME
+    if config.resume and path.is_file():
+        _check_fingerprint(load_checkpoint(path), config, path)
+
+
+def _check_fingerprint(state: dict[str, Any], config: TrainConfig, path: Path | None) -> None:
+    if state["config"] != _config_fingerprint(config):
+        diff = sorted(k for k in set(state["config"]) | set(_config_fingerprint(config))
+                      if state["config"].get(k) != _config_fingerprint(config).get(k))
+        raise ValueError(f"cannot resume from {path}: it was written with other training options "
+                         f"({', '.join(diff)}); use the same options or another --out folder")
 
 
 class SmallDataWarning(UserWarning):
@@ -232,7 +298,7 @@ def lr_factor(config: TrainConfig, step: int, steps_per_epoch: int) -> float:
 
     The schedule is defined in optimiser steps: a milestone at a fraction ``m`` of the run is
     passed at step ``round(m * epochs) * steps_per_epoch``; the warm-up lasts ``warmup_steps``
-    but at most a tenth of the run, so that short runs still reach the full learning rate.
+    but at most half the run, so that short runs still reach the full learning rate.
     """
     return _LRSchedule(config, steps_per_epoch)(step)
 
@@ -243,7 +309,7 @@ class _LRSchedule:
     def __init__(self, config: TrainConfig, steps_per_epoch: int) -> None:
         self.epochs = config.epochs_for(steps_per_epoch)
         self.total_steps = self.epochs * steps_per_epoch
-        self.warmup = min(config.warmup_steps, max(1, self.total_steps // 10))
+        self.warmup = min(config.warmup_steps, max(1, self.total_steps // 2))
         self.gamma = config.gamma
         self.milestones = [m * steps_per_epoch for m in config.milestone_epochs(steps_per_epoch)]
 
@@ -425,12 +491,9 @@ def train(
                 state = load_checkpoint(ckpt_path)  # RNG states must stay on the CPU
             if ctx.world_size > 1:  # rank 0 reads, the others receive it: they need no access to the folder
                 state = dist.broadcast_object(state)
+        skip_batches, partial = 0, []
         if state is not None:
-            if state["config"] != _config_fingerprint(config):
-                diff = sorted(k for k in set(state["config"]) | set(_config_fingerprint(config))
-                              if state["config"].get(k) != _config_fingerprint(config).get(k))
-                raise ValueError(f"cannot resume from {ckpt_path}: it was written with other training options "
-                                 f"({', '.join(diff)}); use the same options or another --out folder")
+            _check_fingerprint(state, config, ckpt_path)
             with torch.no_grad():
                 model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
@@ -439,21 +502,45 @@ def train(
             torch.set_rng_state(state["rng"]["torch"])
             history = {k: list(v) for k, v in state["history"].items()}
             start_epoch, step = int(state["epoch"]), int(state["step"])
+            skip_batches, partial = int(state.get("batch", 0)), list(state.get("partial_losses", []))
             good_epoch = start_epoch
         main = ctx.rank == 0
+
+        def snapshot(epoch_done: int, rng_order: Tensor, rng_noise: Tensor, batch: int = 0,
+                     partial_losses: Sequence[float] = ()) -> dict[str, Any]:
+            """The checkpoint: after ``epoch_done`` epochs and ``batch`` batches of the next (an interrupt)."""
+            return {
+                "model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+                "optimizer": optimizer.state_dict(),
+                "scheduler": {"step": step, "lr": optimizer.param_groups[0]["lr"]},
+                "epoch": epoch_done,
+                "step": step,
+                "batch": batch,
+                "partial_losses": list(partial_losses),
+                "rng": {"order": rng_order, "noise": rng_noise.cpu(), "torch": torch.get_rng_state()},
+                "history": history,
+                "config": _config_fingerprint(config),
+            }
+
         bar = tqdm(range(start_epoch, epochs), desc="training", unit="epoch",
                    disable=not (progress and main), leave=False, initial=start_epoch, total=epochs)
         grads = flat.flat.grad if flat is not None else None
         last_save = time.perf_counter()
         autotune = torch.backends.cudnn.benchmark
         torch.backends.cudnn.benchmark = autotune or device.type == "cuda"  # fixed shapes: let cuDNN pick its kernels
+        stop = _InterruptFlag(enabled=ckpt_path is not None and ctx.world_size == 1)
         try:
             for epoch in bar:
-                t0, losses = time.perf_counter(), []
+                t0, losses = time.perf_counter(), partial
+                epoch_rng = (order_gen.get_state(), noise_gen.get_state())
                 xe, ue = _epoch_data(x, u, config, order_gen, noise_gen)
                 skipped = _skipped_batches(model, ue, batch_size)
                 for i, (xb, ub) in enumerate(zip(xe.split(batch_size), ue.split(batch_size))):
-                    if skipped[i]:
+                    if stop.raised:  # Ctrl-C: checkpoint at this step boundary, then stop
+                        if main:
+                            save_checkpoint(ckpt_path, snapshot(epoch, *epoch_rng, batch=i, partial_losses=losses))
+                        raise TrainingInterrupted(ckpt_path, epoch, epochs, step)
+                    if skipped[i] or i < skip_batches:
                         continue
                     if fused is not None:
                         value = fused(xb, ub)
@@ -481,6 +568,7 @@ def train(
                     losses.append(value)
                     if on_step is not None and main:
                         on_step(step, value)
+                skip_batches, partial = 0, []
                 if not all(bool(torch.isfinite(p).all()) for p in ([flat.flat] if flat is not None else params)):
                     raise _divergence("parameter", epoch + 1, step, config, ckpt_path, good_epoch)
                 epoch_loss = float(np.mean(losses)) if losses else math.nan
@@ -495,21 +583,12 @@ def train(
                 if ckpt_path is not None and (last or due):
                     last_save = time.perf_counter()
                     if main:
-                        save_checkpoint(ckpt_path, {
-                            "model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-                            "optimizer": optimizer.state_dict(),
-                            "scheduler": {"step": step, "lr": optimizer.param_groups[0]["lr"]},
-                            "epoch": epoch + 1,
-                            "step": step,
-                            "rng": {"order": order_gen.get_state(), "noise": noise_gen.get_state().cpu(),
-                                    "torch": torch.get_rng_state()},
-                            "history": history,
-                            "config": _config_fingerprint(config),
-                        })
+                        save_checkpoint(ckpt_path, snapshot(epoch + 1, order_gen.get_state(), noise_gen.get_state()))
                     good_epoch = epoch + 1
                 if on_epoch is not None and main:
                     on_epoch(epoch, epoch_loss)
         finally:
+            stop.restore()
             torch.backends.cudnn.benchmark = autotune
             if flat is not None:
                 flat.unpack()

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Table", "load_table"]
+__all__ = ["Table", "load_table", "match_columns"]
 
 
 @dataclass
@@ -30,6 +30,7 @@ class Table:
     x: np.ndarray
     u: np.ndarray | None
     feature_names: list[str]
+    named: bool = False  # the names come from the file (a CSV header), not generated (x0, x1, ...)
 
 
 def load_table(path: str | os.PathLike, *, label_column: str = "label", require_labels: bool = True) -> Table:
@@ -74,6 +75,15 @@ def _load_csv(path: Path, label_column: str, require_labels: bool) -> Table:
     if len(rows) < 2:
         raise ValueError(f"{path} needs a header row and at least one data row")
     header, body = [h.strip() for h in rows[0]], rows[1:]
+    seen: set[str] = set()
+    duplicates = [h for h in header if h in seen or seen.add(h)]
+    if duplicates:
+        raise ValueError(f"{path}: the header names column(s) {sorted(set(duplicates))} more than once; "
+                         "give every column its own name")
+    unnamed = [i + 1 for i, h in enumerate(header) if not h or h.startswith("Unnamed:")]
+    if unnamed:
+        raise ValueError(f"{path}: column(s) {unnamed} have no name (an index column written with the table?); "
+                         "drop them or name them")
     if label_column in header:
         label_idx = header.index(label_column)
     elif require_labels:
@@ -98,7 +108,27 @@ def _load_csv(path: Path, label_column: str, require_labels: bool) -> Table:
                 f"drop it or name it with --label-column if it holds the labels"
             ) from None
     u = None if label_idx is None else np.array([_label(row[label_idx].strip()) for row in body])
-    return Table(x=x, u=u, feature_names=[header[i] for i in feature_idx])
+    return Table(x=x, u=u, feature_names=[header[i] for i in feature_idx], named=True)
+
+
+def match_columns(table: Table, names: list[str] | None, path: str | os.PathLike, expected: str = "the model") -> np.ndarray:
+    """The features of ``table`` in the column order ``names`` (the training data's), matched by name.
+
+    When both sides have real names (a CSV header, and ``names`` not None), columns are reordered
+    by name, and missing or unknown columns are refused with their names; otherwise (``.npz``
+    data) the width is checked.
+    """
+    x = table.x
+    if names is None or not table.named:  # no names to match: the callers check the width
+        return x
+    missing = [n for n in names if n not in table.feature_names]
+    extra = [n for n in table.feature_names if n not in names]
+    if missing or extra:
+        parts = ([f"lacks column(s) {missing}"] if missing else []) + ([f"has column(s) {extra} that {expected} "
+                                                                       "was not trained on"] if extra else [])
+        raise ValueError(f"{path} " + " and ".join(parts) + f"; {expected} expects the columns {names}")
+    index = [table.feature_names.index(n) for n in names]
+    return x[:, index]
 
 
 def _is_float(text: str) -> bool:

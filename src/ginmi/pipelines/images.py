@@ -320,7 +320,7 @@ def run_images(config: ImagesConfig) -> dict[str, Any]:
         if model.n_classes != len(data.class_names):
             raise ValueError(f"the model at {config.model_path} has {model.n_classes} classes, "
                              f"{data.name} has {len(data.class_names)}")
-    run_dir = make_run_dir(config.out, "images")
+    run_dir = make_run_dir(config.out, "images", config.train)
     write_run_config(run_dir, "images", config)
     timing: dict[str, float] = {}
     history: dict[str, list[float]] = {"epoch_loss": []}

@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from ginmi.config import flatten, option
-from ginmi.data.synthetic import GENERATORS, SyntheticData, make_synthetic, sample_latent, sample_ood
+from ginmi.data.synthetic import DEFAULT_MIXING, GENERATORS, SyntheticData, make_synthetic, sample_latent, sample_ood
 from ginmi.distributed import is_main_process
 from ginmi.io import atomic_write_json
 from ginmi.logging_utils import LogConfig, MetricsLogger
@@ -55,7 +55,8 @@ from ginmi.pipelines.common import (
     train_vector_models,
     write_run_config,
 )
-from ginmi.selection import SelectionConfig, mi_scores, score_criteria
+from ginmi.pipelines.baselines import baseline_recovery, value_added
+from ginmi.selection import SelectionConfig, mi_scores, score_criteria, var_scores
 from ginmi.tasks.classification import PRIORS, accuracy_vs_k, bayes_accuracy
 from ginmi.tasks.identifiability import abs_correlation, matching, mcc
 from ginmi.tasks.ood import auroc_vs_k, log_density, roc
@@ -84,12 +85,25 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 """Settings of the study: overrides of the configured noise std and class statistics."""
 
+ORDERS = ("mi", "var", "var_std")
+"""The orders compared: MI, VAR as GIN's class-RMS std, VAR as the plain std."""
+
 ROC_GRID = np.linspace(0.0, 1.0, 101)
 """False-positive rates at which ROC curves are stored (so trials can be averaged)."""
 
 # keys whose numbers are indices or per-dim values in a trial-specific order: not averaged
 _NOT_AGGREGATED = {"order", "selected", "top_n", "informative_w_dims", "true_informative", "scores", "pvalues",
-                   "correlation", "w_dims", "latent_dims", "seed", "trial", "epoch_loss", "fpr", "model", "k"}
+                   "correlation", "w_dims", "latent_dims", "seed", "trial", "epoch_loss", "fpr", "model", "k",
+                   "best_baseline"}
+
+
+@dataclass
+class SyntheticModelConfig(VectorModelConfig):
+    """The flow of the synthetic study: as for any vector data, but the data enter as the paper's do."""
+
+    standardize: bool = option(False, "standardise inputs per feature (median / MAD); off by default: the "
+                                      "paper's study feeds x as generated, so that the flow alone is volume-"
+                                      "preserving (per-feature rescaling hurts the low-noise study)")
 
 
 @dataclass
@@ -104,7 +118,12 @@ class SyntheticConfig:
     n_components: int = option(5, "number of mixture components (classes u)")
     noise_std: float = option(1.0, "std of the noise latents eps (1 = the paper's high noise, 1e-2 = low)")
     preset: str | None = option(None, "use the paper's Eq. 16 mixture statistics", choices=("paper",))
-    generator: str = option("ginmi", "random flow f mapping latents to data (see README)", choices=tuple(GENERATORS))
+    generator: str = option("mixing", "random flow f mapping latents to data: mixing (rotations and bounded "
+                            "volume-preserving couplings, strongly mixing), paper (the GIN reference's GLOW flow with "
+                            "the 2020 soft clamp), reference (the same with today's clamp: heavy tails), ginmi "
+                            "(ginmi's earlier, weakly mixing default)", choices=GENERATORS)
+    mixing: float = option(DEFAULT_MIXING, "strength of --generator mixing: bound of its coupling shifts "
+                                           "(0: a pure rotation)")
     trials: int = option(1, "independent repeats with seeds seed, seed+1, ... (data, initialisation, batching); "
                             "results and figures show the mean and spread")
     variants: tuple[str, ...] | None = option(
@@ -121,7 +140,7 @@ class SyntheticConfig:
     report: bool = option(True, "write report.html into the run folder")
     out: str | None = option(None, "run folder (default runs/synthetic-<timestamp>)")
     progress: bool = option(True, "show progress bars")
-    model: VectorModelConfig = field(default_factory=VectorModelConfig, metadata={"help": "model"})
+    model: SyntheticModelConfig = field(default_factory=lambda: SyntheticModelConfig(), metadata={"help": "model"})
     train: TrainConfig = field(default_factory=TrainConfig, metadata={"help": "training"})
     selection: SelectionConfig = field(default_factory=SelectionConfig, metadata={"help": "selection"})
     log: LogConfig = field(default_factory=LogConfig, metadata={"help": "experiment logs"})
@@ -169,7 +188,7 @@ def _make_data(config: SyntheticConfig, noise_std: float, seed: int, n_samples: 
     return make_synthetic(
         config.n_samples if n_samples is None else n_samples, data_dim=config.data_dim,
         n_informative=config.n_informative, n_components=config.n_components, noise_std=noise_std,
-        preset=config.preset, generator=config.generator, seed=seed,
+        preset=config.preset, generator=config.generator, mixing=config.mixing, seed=seed,
     )
 
 
@@ -230,6 +249,9 @@ def evaluate_trial(model: GINModel, data: SyntheticData, test: SyntheticTest, se
     # the true latents have no fitted model: the gaussian estimator falls back to the kNN one there
     true_selection = replace(selection, mi_estimator="knn") if selection.mi_estimator == "gaussian" else selection
     true_mi = mi_scores(data.latent, data.u, true_selection, seed=seed)
+    true_var = var_scores(data.latent, data.u, criteria["var"].extra.get("kind", "class-rms"))
+    scores = {"mcc": {"all": mcc(corr), "informative": mcc(corr, data.informative)}}
+    baselines = baseline_recovery(model, data.x, data.u, test.x, test.latent, data.informative, seed=seed)
     return {
         "criteria": {name: dict(sel.to_dict(), sorted_scores=np.sort(sel.scores)[::-1].tolist())
                      for name, sel in criteria.items()},
@@ -237,9 +259,12 @@ def evaluate_trial(model: GINModel, data: SyntheticData, test: SyntheticTest, se
         "informative_w_dims": sorted(true_set),
         "recovery": recovery,
         "correlation": corr.tolist(),
-        "mcc": {"all": mcc(corr), "informative": mcc(corr, data.informative)},
-        "true_latents": {"std": data.latent.std(0).tolist(), "mi": true_mi.tolist(),
+        **scores,
+        "baselines": baselines,
+        "value_added": value_added(scores, baselines),
+        "true_latents": {"std": data.latent.std(0).tolist(), "mi": true_mi.tolist(), "var": true_var.tolist(),
                          "sorted_std": np.sort(data.latent.std(0))[::-1].tolist(),
+                         "sorted_var": np.sort(true_var)[::-1].tolist(),
                          "sorted_mi": np.sort(true_mi)[::-1].tolist()},
         "std_preservation": {
             "w_dims": rows.tolist(), "latent_dims": cols.tolist(), "ratio": ratio.tolist(),
@@ -358,7 +383,8 @@ def run_synthetic(config: SyntheticConfig) -> dict[str, Any]:
     variants = config.resolved_variants()
     if not is_main_process():  # under torchrun only rank 0 writes the run folder; the others help train
         config = replace(config, out=tempfile.mkdtemp(prefix="ginmi-rank"), report=False, progress=False)
-    run_dir = make_run_dir(config.out, "synthetic")
+    config.selection.check_dims(config.data_dim)
+    run_dir = make_run_dir(config.out, "synthetic", config.train, quiet=not is_main_process())
     write_run_config(run_dir, "synthetic", config)
     tasks = [(variant, i, v_index == 0 and i == 0) for v_index, variant in enumerate(variants)
              for i in range(config.trials)]
@@ -443,23 +469,25 @@ def write_figures(run_dir: str | Path, results: dict[str, Any]) -> list[Path]:
     add = figures.add  # queued, then drawn by figures.render() (in two processes where possible)
 
     # curves over k and ROC: every variant, spread over trials (Figs. 4, 5)
-    acc = {v: {o: np.array([t["accuracy_vs_k"][o] for t in r["trials"]]) for o in ("mi", "var")} for v, r in runs.items()}
+    orders = [o for o in ORDERS if o in runs[results["primary"]["variant"]]["trials"][0]["accuracy_vs_k"]]
+    acc = {v: {o: np.array([t["accuracy_vs_k"][o] for t in r["trials"]]) for o in orders} for v, r in runs.items()}
     bounds = {v: np.array([t["accuracy_vs_k"]["bayes_bound"] for t in r["trials"]]) for v, r in runs.items()}
     add("accuracy_vs_k.png", plots.curves_vs_k, acc, "test accuracy", bounds=bounds,
         title="Bayes classification with the top-k dims (Fig. 4)")
-    auc = {v: {o: np.array([t["auroc_vs_k"][o] for t in r["trials"]]) for o in ("mi", "var")} for v, r in runs.items()}
+    auc = {v: {o: np.array([t["auroc_vs_k"][o] for t in r["trials"]]) for o in orders} for v, r in runs.items()}
     add("auroc_vs_k.png", plots.curves_vs_k, auc, "AUROC", title="OOD detection by the density of the top-k dims (Fig. 5)")
     first = results["variants"][results["primary"]["variant"]]["trials"]
     k = first[0]["roc"]["k"]
-    tprs = {f"{o.upper()} top-{k}": np.array([t["roc"][o] for t in first]) for o in ("mi", "var")}
-    areas = {f"{o.upper()} top-{k}": np.array([t["auroc_vs_k"][o][k - 1] for t in first]) for o in ("mi", "var")}
+    tprs = {f"{plots.ORDER_LABELS[o]} top-{k}": np.array([t["roc"][o] for t in first]) for o in orders}
+    areas = {f"{plots.ORDER_LABELS[o]} top-{k}": np.array([t["auroc_vs_k"][o][k - 1] for t in first]) for o in orders}
     add("roc.png", plots.roc_curves_spread, np.asarray(first[0]["roc"]["fpr"]), tprs, areas,
         title=f"ROC, {results['primary']['variant']} (Fig. 5)")
     # score decay over trials (Figs. 3b/d, 8c/e, 10-11 c/e)
     decay = {v: {"mi": np.array([t["criteria"]["mi"]["sorted_scores"] for t in r["trials"]]),
                  "std": np.array([t["criteria"]["var"]["sorted_scores"] for t in r["trials"]])} for v, r in runs.items()}
+    true_var_key = "sorted_var" if "sorted_var" in first[0]["true_latents"] else "sorted_std"  # older runs: overall std
     true = {v: {"mi": np.array([t["true_latents"]["sorted_mi"] for t in r["trials"]]),
-                "std": np.array([t["true_latents"]["sorted_std"] for t in r["trials"]])} for v, r in runs.items()}
+                "std": np.array([t["true_latents"][true_var_key] for t in r["trials"]])} for v, r in runs.items()}
     add("decay.png", plots.sorted_scores_spread, decay, true)
     # identifiability: one heatmap per trained model (Fig. 9)
     for v, r in runs.items():
@@ -492,6 +520,7 @@ def write_figures(run_dir: str | Path, results: dict[str, Any]) -> list[Path]:
             data, w = _regenerate(run_dir, config, t)
         c = t["criteria"]
         add("criteria.png" if t is primary_trial else f"criteria_{v}.png", plots.criteria_figure, w, data.u,
-            np.asarray(c["var"]["scores"]), np.asarray(c["mi"]["scores"]), true_var=data.latent.std(0),
+            np.asarray(c["var"]["scores"]), np.asarray(c["mi"]["scores"]),
+            true_var=var_scores(data.latent, data.u, c["var"].get("kind", "class-rms")),
             true_mi=np.asarray(t["true_latents"]["mi"]), mi_null=c["mi"].get("null_level"), mi_band=_mi_band(c["mi"]))
     return figures.render()

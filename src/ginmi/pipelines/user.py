@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ginmi.config import flatten, option
-from ginmi.data.files import load_table
+from ginmi.data.files import load_table, match_columns
 from ginmi.io import atomic_open, atomic_write_json
 from ginmi.logging_utils import LogConfig, MetricsLogger
 from ginmi.model import load_model
@@ -22,6 +22,7 @@ from ginmi.pipelines.common import (
     encode_labels,
     environment,
     make_run_dir,
+    release_run_dir,
     train_vector_model,
     write_run_config,
 )
@@ -53,21 +54,24 @@ class FitConfig:
     log: LogConfig = field(default_factory=LogConfig, metadata={"help": "experiment logs"})
 
 
-def _features_like(path: str, n_features: int, label_column: str, *, labels: bool) -> tuple[np.ndarray, Any]:
-    """Features (and labels) of an evaluation file, checked against the training data's width."""
+def _features_like(path: str, n_features: int, names: list[str] | None, label_column: str, *,
+                   labels: bool) -> tuple[np.ndarray, Any]:
+    """Features (and labels) of an evaluation file: its columns matched by name to the training data's
+    (CSV files), or checked against their width."""
     table = load_table(path, label_column=label_column, require_labels=labels)
-    x = check_features(table.x, f"features of {path}")
+    x = check_features(match_columns(table, names, path, "the training data"), f"features of {path}")
     if x.shape[1] != n_features:
         raise ValueError(f"{path} has {x.shape[1]} features but the training data have {n_features}; "
                          "use the same columns")
     return x, table.u
 
 
-def _evaluation_files(config: FitConfig, n_features: int, classes: list[Any]) -> dict[str, Any]:
+def _evaluation_files(config: FitConfig, n_features: int, names: list[str] | None,
+                      classes: list[Any]) -> dict[str, Any]:
     """The ``--test-data`` and ``--ood-data`` files, read and checked before anything is trained or written."""
     files: dict[str, Any] = {}
     if config.test_data:
-        x, raw = _features_like(config.test_data, n_features, config.label_column, labels=True)
+        x, raw = _features_like(config.test_data, n_features, names, config.label_column, labels=True)
         index = {c: i for i, c in enumerate(classes)}
         values = [v.item() if hasattr(v, "item") else v for v in np.asarray(raw).reshape(-1)]
         unknown = sorted({str(v) for v in values if v not in index})
@@ -75,7 +79,7 @@ def _evaluation_files(config: FitConfig, n_features: int, classes: list[Any]) ->
             raise ValueError(f"{config.test_data} has labels not seen in training: {unknown[:5]}")
         files["test"] = (x, np.array([index[v] for v in values]))
     if config.ood_data:
-        files["ood"] = _features_like(config.ood_data, n_features, config.label_column, labels=False)[0]
+        files["ood"] = _features_like(config.ood_data, n_features, names, config.label_column, labels=False)[0]
     return files
 
 
@@ -153,12 +157,16 @@ def run_fit(config: FitConfig) -> dict[str, Any]:
     u, classes = encode_labels(table.u, len(x))
     if x.shape[1] < 2:
         raise ValueError(f"the data need at least 2 feature columns for a coupling flow, got {x.shape[1]}")
-    files = _evaluation_files(config, x.shape[1], classes)
-    run_dir = make_run_dir(config.out, "fit")
+    config.selection.check_dims(x.shape[1])
+    names = table.feature_names if table.named else None
+    files = _evaluation_files(config, x.shape[1], names, classes)
+    run_dir = make_run_dir(config.out, "fit", config.train)
     write_run_config(run_dir, "fit", config)
     with MetricsLogger(run_dir, config.train, len(x), tensorboard=config.log.tensorboard) as log:
         model, history, train_seconds = train_vector_model(x, u, classes, config.model, config.train,
-                                                            progress=config.progress, **log.callbacks())
+                                                            progress=config.progress, checkpoint_dir=run_dir,
+                                                            **log.callbacks())
+    model.feature_names = names
     model.save(run_dir / "model.pt")
     w = compute_latents(model, x)
     criteria = score_criteria(w, u, config.selection, seed=config.train.seed, model=model)
@@ -180,6 +188,7 @@ def run_fit(config: FitConfig) -> dict[str, Any]:
         from ginmi.report import write_report
 
         write_report(run_dir, results)
+    release_run_dir(run_dir)
     results["run_dir"] = str(run_dir)
     return results
 
@@ -192,14 +201,26 @@ class TransformConfig:
     data: str = option("", "the data file: .npz (array x) or .csv", cli=False)
     label_column: str = option("label", "name of a label column of a CSV file to ignore")
     criterion: str = option("mi", "whose selected dims to write as w_selected", choices=("mi", "var"))
-    out: str = option("latents.npz", "output file (.npz with w, w_selected, selected; or .csv of w)")
+    out: str = option("latents.npz", "output file: .npz (arrays w, w_selected, selected) or .csv (columns w0, w1, "
+                      "...); other extensions are refused")
 
 
 def run_transform(config: TransformConfig) -> dict[str, Any]:
-    """Write ``w = g(x)`` for new data (and the columns selected in the model's run folder)."""
+    """Write ``w = g(x)`` for new data (and the columns selected in the model's run folder).
+
+    CSV columns are matched by name to the training data's (kept in the model file): reordered,
+    or refused with the names of missing and unknown columns.
+    """
+    out = Path(config.out)
+    if out.suffix.lower() not in (".npz", ".csv"):
+        raise ValueError(f"--out {out}: name a .npz file (arrays w, w_selected, selected) or a .csv file (w)")
+    if out.is_dir():
+        raise ValueError(f"--out {out} is a folder; name a .npz or .csv file")
+    if not out.parent.is_dir() and out.parent.exists():
+        raise ValueError(f"--out {out}: {out.parent} is not a folder")
     model = load_model(config.model_path)
     table = load_table(config.data, label_column=config.label_column, require_labels=False)
-    x = check_features(table.x)
+    x = check_features(match_columns(table, model.feature_names, config.data))
     if x.shape[1] != model.dim:
         raise ValueError(
             f"the data have {x.shape[1]} features but the model {config.model_path} expects {model.dim}; "
@@ -210,7 +231,6 @@ def run_transform(config: TransformConfig) -> dict[str, Any]:
     selected = None
     if results_path.is_file():
         selected = np.asarray(json.loads(results_path.read_text())["criteria"][config.criterion]["selected"], dtype=int)
-    out = Path(config.out)
     if out.suffix.lower() == ".csv":
         header = ",".join(f"w{i}" for i in range(w.shape[1]))
         with atomic_open(out, "w") as f:
