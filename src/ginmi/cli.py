@@ -18,6 +18,7 @@ from typing import Any, Callable, Sequence
 
 from ginmi import __version__, distributed
 from ginmi.config import add_arguments, from_namespace, read_config_file
+from ginmi.pipelines.common import check_run_dir
 from ginmi.pipelines.images import ImagesConfig, run_images
 from ginmi.pipelines.synthetic import SyntheticConfig, run_synthetic
 from ginmi.pipelines.user import FitConfig, TransformConfig, run_fit, run_transform
@@ -165,6 +166,21 @@ def _check_unused(name: str, args: argparse.Namespace) -> None:
                          "of --k-grid by test accuracy; drop these options")
 
 
+def _check_paths(config: Any) -> None:
+    """Input files and folders named by options exist, and the run folder ``--out`` can be used,
+    before any work (the commands check their contents)."""
+    for name in ("test_data", "ood_data", "model_path"):
+        value = getattr(config, name, None)
+        if value and not Path(value).is_file():
+            raise FileNotFoundError(f"{name.replace('_', ' ')} file not found: {value}")
+    for name in ("data_dir", "ood_data_dir"):
+        value = getattr(config, name, None)
+        if value and not Path(value).expanduser().is_dir() and not getattr(config, "download", False):
+            raise FileNotFoundError(f"--{name.replace('_', '-')}: no such folder: {value}")
+    if hasattr(config, "train") and hasattr(config, "out"):
+        check_run_dir(config.out, config.train)
+
+
 def _print_note(message: Any, category: type, *args: Any, **kwargs: Any) -> None:
     """Warnings about the data and the settings as one line each (``ginmi: note: ...``)."""
     if issubclass(category, SmallDataWarning):
@@ -191,6 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             warnings.showwarning = _print_note
             _check_unused(args.command, args)
             config = resolve_config(args.command, args)
+            _check_paths(config)
             result = cmd.run(config)
     except KeyboardInterrupt as err:
         print(f"ginmi: {err}" if isinstance(err, TrainingInterrupted) else "ginmi: interrupted", file=sys.stderr)

@@ -41,6 +41,7 @@ __all__ = [
     "train_vector_models",
     "compute_latents",
     "make_run_dir",
+    "check_run_dir",
     "release_run_dir",
     "environment",
     "write_run_config",
@@ -62,6 +63,8 @@ class VectorModelConfig:
         for name in ("n_blocks", "width"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if not self.clamp > 0:
+            raise ValueError(f"clamp must be positive, got {self.clamp}")
 
     def arch(self, dim: int, seed: int) -> dict[str, Any]:
         return {"name": "vector", "dim": dim, "n_blocks": self.n_blocks, "width": self.width,
@@ -192,6 +195,23 @@ def make_run_dir(out: str | None, command: str, train: TrainConfig | None = None
     """
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     path = Path(out) if out else Path("runs") / f"{command}-{stamp}"
+    contents = check_run_dir(path, train)
+    path.mkdir(parents=True, exist_ok=True)
+    _take_lock(path)
+    if train is not None and train.overwrite:
+        for p in contents:
+            shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+    if not quiet:
+        print(f"run folder: {path}", file=sys.stderr, flush=True)
+    return path
+
+
+def check_run_dir(out: str | os.PathLike | None, train: TrainConfig | None = None) -> list[Path]:
+    """The checks of :func:`make_run_dir` without its side effects (nothing is created); returns what
+    the folder holds (to be deleted with ``train.overwrite``)."""
+    if out is None:
+        return []
+    path = Path(out)
     resume, overwrite = bool(train is not None and train.resume), bool(train is not None and train.overwrite)
     if path.exists() and not path.is_dir():
         raise ValueError(f"--out {path} is a file, not a folder; name a new folder")
@@ -207,14 +227,7 @@ def make_run_dir(out: str | None, command: str, train: TrainConfig | None = None
                          "--overwrite deletes only run folders: name a new folder")
     if resume:
         check_resume(train, path)
-    path.mkdir(parents=True, exist_ok=True)
-    _take_lock(path)
-    if overwrite:
-        for p in contents:
-            shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
-    if not quiet:
-        print(f"run folder: {path}", file=sys.stderr, flush=True)
-    return path
+    return contents
 
 
 def _lock_owner(path: Path) -> int | None:

@@ -73,6 +73,8 @@ class ImageModelConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if not self.conv_widths or min(self.conv_widths) <= 0:
             raise ValueError(f"conv_widths must be positive, got {self.conv_widths}")
+        if not self.clamp > 0:
+            raise ValueError(f"clamp must be positive, got {self.clamp}")
 
     def arch(self, input_shape: tuple[int, ...], seed: int) -> dict[str, Any]:
         return {"name": "image", "input_shape": list(input_shape), "conv_widths": list(self.conv_widths),
@@ -132,7 +134,7 @@ class ImagesConfig:
     log: LogConfig = field(default_factory=LogConfig, metadata={"help": "experiment logs"})
 
     def __post_init__(self) -> None:
-        for name in ("max_train", "max_test", "mi_samples"):
+        for name in ("max_train", "max_test", "mi_samples", "n_figure_classes"):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be positive, got {value}")

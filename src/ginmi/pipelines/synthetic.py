@@ -384,6 +384,9 @@ def run_synthetic(config: SyntheticConfig) -> dict[str, Any]:
     if not is_main_process():  # under torchrun only rank 0 writes the run folder; the others help train
         config = replace(config, out=tempfile.mkdtemp(prefix="ginmi-rank"), report=False, progress=False)
     config.selection.check_dims(config.data_dim)
+    for variant in variants:  # the data options, checked on a small sample before anything is written
+        _make_data(config, config.variant_settings(variant)["noise_std"], config.train.seed,
+                   n_samples=min(config.n_samples, 64))
     run_dir = make_run_dir(config.out, "synthetic", config.train, quiet=not is_main_process())
     write_run_config(run_dir, "synthetic", config)
     tasks = [(variant, i, v_index == 0 and i == 0) for v_index, variant in enumerate(variants)

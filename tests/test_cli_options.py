@@ -1,0 +1,204 @@
+"""Issue 15 (a user's first hour): every option is checked before any work or file, user errors are
+one line without a traceback, run folders never mix, and Ctrl-C leaves a checkpoint to resume."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import ginmi.training
+from ginmi.cli import COMMANDS, build_parser, main
+from ginmi.logging_utils import MetricsLogger
+from ginmi.model import GINModel
+
+FAST = ["--no-progress", "--no-report", "--n-blocks", "2", "--width", "4", "--n-permutations", "20"]
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    rng = np.random.default_rng(0)
+    u = np.arange(120) % 3
+    x = rng.standard_normal((120, 4)) + u[:, None]
+    lines = ["a,b,label,c,d"] + [f"{p},{q},{lab},{r},{s}" for (p, q, r, s), lab in zip(x, u)]
+    (root / "train.csv").write_text("\n".join(lines) + "\n")
+    np.savez(root / "train.npz", x=x, u=u)
+    model = GINModel({"name": "vector", "dim": 4, "width": 4, "n_blocks": 2}, n_classes=3)
+    model.save(root / "model.pt")
+    (root / "a_file").write_text("not a folder")
+    return root
+
+
+def _bad_values(action: argparse.Action, files) -> list[str]:
+    """Values of the option ``action`` that must be refused."""
+    name = action.dest
+    if action.choices:
+        return ["bogus"]
+    if name in ("out",):
+        return [str(files / "a_file")]
+    if name == "device":
+        return ["tpu"]
+    if name in ("test_data", "ood_data", "model_path", "data"):
+        return [str(files / "missing.csv")]
+    if name in ("data_dir", "ood_data_dir"):
+        return [str(files / "no_such_folder")]
+    if action.type is str or name in ("label_column", "ood"):
+        return []  # free text: checked where it is used (e.g. a missing label column), below
+    return ["-3", "abc"]
+
+
+# options whose every value is meaningful (free text, flags) or that are checked by later tests
+_FREE = {"config", "help", "version", "label_column", "ood"}
+
+
+def _positionals(command: str, files) -> list[str]:
+    return {"fit": [str(files / "train.csv")], "transform": [str(files / "model.pt"), str(files / "train.csv")],
+            "report": [str(files)]}.get(command, [])
+
+
+def _cases(files):
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for command, p in sub.choices.items():
+        for action in p._actions:
+            if not action.option_strings or action.dest in _FREE or isinstance(
+                    action, (argparse.BooleanOptionalAction, argparse._HelpAction)):
+                continue
+            for value in _bad_values(action, files):
+                yield command, action.option_strings[0], action.dest, value
+
+
+def test_every_option_of_every_command_is_checked_before_any_work(files, tmp_path, capsys, monkeypatch):
+    """Issue 15.5: bad values failed after training, silently, or with a raw traceback."""
+    def no_training(*args, **kwargs):
+        raise AssertionError("training started although an option was bad")
+
+    monkeypatch.setattr(ginmi.training, "cpu_threads", no_training)
+    cases = list(_cases(files))
+    assert len(cases) > 60 and {c[0] for c in cases} == set(COMMANDS) - {"report"}  # report: flags only
+    failures = []
+    for command, flag, dest, value in cases:
+        out = tmp_path / "run"
+        argv = [command, *_positionals(command, files), flag, value]
+        if dest != "out" and command != "report":
+            argv += ["--out", str(out if command != "transform" else tmp_path / "w.npz")]
+        try:
+            code = main(argv)
+        except SystemExit as exit_:  # argparse: usage line and error, status 2
+            code = exit_.code
+        except AssertionError as error:  # training started
+            code = str(error)
+        err = capsys.readouterr().err.strip()
+        lines = err.splitlines()
+        flagged = dest.replace("_", " ") in err.replace("_", " ").replace("-", " ") or value in err
+        if code != 2 or "Traceback" in err or not lines or not (
+                lines[-1].startswith(("ginmi: error:", "ginmi " + command + ": error:")) and flagged):
+            failures.append(f"{command} {flag} {value}: exit {code}: {err[-300:]}")
+        for written in (out, tmp_path / "w.npz"):
+            if written.exists():
+                failures.append(f"{command} {flag} {value}: wrote {written}")
+                shutil.rmtree(written) if written.is_dir() else written.unlink()
+    assert not failures, "\n".join(failures)
+
+
+def test_option_combinations_refused_before_training(files, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(ginmi.training, "cpu_threads", lambda *a, **k: (_ for _ in ()).throw(AssertionError()))
+    data = str(files / "train.csv")
+    cases = [
+        (["fit", data, "--threshold", "top-k"], "top-k needs k"),
+        (["fit", data, "--threshold", "top-k", "--k", "50"], "exceeds the 4 dims"),
+        (["fit", data, "--k", "2"], "only with --threshold top-k"),
+        (["fit", data, "--q", "2"], "q must lie in (0, 1)"),
+        (["fit", data, "--resume", "--overwrite"], "give one of them"),
+        (["fit", data, "--label-column", "species"], "no label column 'species'"),
+        (["synthetic", "--threshold", "top-k", "--k", "11"], "exceeds the 10 dims"),
+        (["images", "--q", "0.1"], "images does not use --q"),
+        (["report", str(tmp_path / "no_run")], "no_run"),
+        (["transform", str(files / "model.pt"), data, "--out", str(tmp_path / "w.txt")], ".npz"),
+    ]
+    for argv, message in cases:
+        if argv[0] not in ("transform", "report"):
+            argv = [*argv, "--out", str(tmp_path / "run")]
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err[-1].startswith("ginmi: error:") and message in err[-1], (argv, err)
+        assert not (tmp_path / "run").exists() and not (tmp_path / "w.txt").exists()
+
+
+def test_run_folders_never_mix(files, tmp_path, capsys):
+    """Issue 15.4: a reused --out mixed the old run's files into the new report; two runs shared one."""
+    data, run = str(files / "train.npz"), tmp_path / "run"
+    args = ["fit", data, "--epochs", "1", *FAST, "--out", str(run)]
+    assert main(args) == 0
+    assert capsys.readouterr().err.startswith(f"run folder: {run}")  # printed before the work
+    assert not (run / ".ginmi.lock").exists()  # released at the end
+    (run / "figures" / "stale.png").write_bytes(b"old")
+    config_before = (run / "config.toml").read_bytes()
+    assert main(args) == 2 and "--overwrite" in capsys.readouterr().err
+    assert (run / "config.toml").read_bytes() == config_before
+    assert main([*args, "--overwrite"]) == 0
+    assert not (run / "figures" / "stale.png").exists()
+    # a folder that another live ginmi process has locked is refused; a stale lock is taken over
+    other = tmp_path / "busy"
+    other.mkdir()
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (other / ".ginmi.lock").write_text(f"{sleeper.pid}\n")
+        assert main(["fit", data, "--epochs", "1", *FAST, "--out", str(other)]) == 2
+        assert f"in use by another ginmi run (process {sleeper.pid})" in capsys.readouterr().err
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert main(["fit", data, "--epochs", "1", *FAST, "--out", str(other)]) == 0
+    # --overwrite deletes only ginmi run folders
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("precious")
+    assert main(["fit", data, "--epochs", "1", *FAST, "--out", str(mine), "--overwrite"]) == 2
+    assert (mine / "thesis.tex").read_text() == "precious"
+
+
+def test_refused_resume_keeps_the_run_config(files, tmp_path, capsys):
+    """Issue 15.5: a resume refused for other options still overwrote config.toml."""
+    run = tmp_path / "run"
+    base = ["fit", str(files / "train.npz"), *FAST, "--out", str(run)]
+    assert main([*base, "--epochs", "2"]) == 0
+    before = (run / "config.toml").read_bytes()
+    capsys.readouterr()
+    assert main([*base, "--epochs", "3", "--resume"]) == 2
+    assert "cannot resume" in capsys.readouterr().err and (run / "config.toml").read_bytes() == before
+
+
+def test_ctrl_c_saves_a_checkpoint_and_resume_finishes_the_same_run(files, tmp_path, capsys, monkeypatch):
+    """Issue 15.6: Ctrl-C printed a traceback, saved nothing and said nothing about --resume."""
+    base = ["fit", str(files / "train.npz"), *FAST, "--epochs", "5", "--batch-size", "30",
+            "--checkpoint-seconds", "1000"]
+    assert main([*base, "--out", str(tmp_path / "whole")]) == 0
+    original = MetricsLogger.on_step
+
+    def interrupting(self, step, loss):
+        original(self, step, loss)
+        if step == 10:  # in the middle of epoch 3 (4 steps per epoch)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(MetricsLogger, "on_step", interrupting)
+    run = tmp_path / "cut"
+    capsys.readouterr()
+    assert main([*base, "--out", str(run)]) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "Traceback" not in "\n".join(err) and "--resume" in err[-1] and "after 10 steps" in err[-1]
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
+    assert (state["epoch"], state["step"], state["batch"]) == (2, 10, 2)
+    monkeypatch.setattr(MetricsLogger, "on_step", original)
+    assert main([*base, "--out", str(run), "--resume"]) == 0
+    a = torch.load(tmp_path / "whole" / "model.pt", weights_only=True)["state_dict"]
+    b = torch.load(run / "model.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
