@@ -202,3 +202,60 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes_the_same_run(files, tmp_p
     a = torch.load(tmp_path / "whole" / "model.pt", weights_only=True)["state_dict"]
     b = torch.load(run / "model.pt", weights_only=True)["state_dict"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_run_files_follow_the_umask_and_config_repeats_from_anywhere(files, tmp_path, capsys, monkeypatch):
+    """Issue 15.9: report.html, model.pt, results.json, config.toml were 0600 under umask 022; the
+    "repeat this run" comment was unquoted and the data path relative to the working directory."""
+    folder = tmp_path / "my data"
+    folder.mkdir()
+    (folder / "train.csv").write_bytes((files / "train.csv").read_bytes())
+    monkeypatch.chdir(folder)
+    previous = os.umask(0o022)
+    try:
+        run = tmp_path / "run with space"
+        assert main(["fit", "train.csv", "--epochs", "1", *FAST, "--report", "--out", str(run)]) == 0
+    finally:
+        os.umask(previous)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in run.rglob("*") if p.is_file()}
+    assert {"model.pt", "results.json", "config.toml", "report.html"} <= set(modes)
+    assert set(modes.values()) == {0o644}, modes
+    text = (run / "config.toml").read_text()
+    assert f'data = "{folder / "train.csv"}"' in text
+    assert f"--config '{run / 'config.toml'}' --out NEW_FOLDER" in text
+    monkeypatch.chdir(tmp_path)
+    assert main(["fit", "--config", str(run / "config.toml"), "--out", str(tmp_path / "again")]) == 0
+
+
+def test_transform_and_evaluation_files_match_columns_by_name(files, tmp_path, capsys):
+    """Issue 15.3: transform returned wrong latents for reordered columns; duplicate or unnamed header
+    names were accepted; --out out.txt wrote an npz."""
+    run = tmp_path / "run"
+    train = files / "train.csv"
+    assert main(["fit", str(train), "--epochs", "1", *FAST, "--out", str(run)]) == 0
+    rows = [line.split(",") for line in train.read_text().splitlines()]
+    order = [3, 0, 2, 4, 1]  # c, a, label, d, b
+    shuffled = tmp_path / "shuffled.csv"
+    shuffled.write_text("\n".join(",".join(r[i] for i in order) for r in rows) + "\n")
+    for data, out in ((train, "a.npz"), (shuffled, "b.npz")):
+        assert main(["transform", str(run / "model.pt"), str(data), "--out", str(tmp_path / out)]) == 0
+    with np.load(tmp_path / "a.npz") as a, np.load(tmp_path / "b.npz") as b:
+        np.testing.assert_array_equal(a["w"], b["w"])
+    # fit's --test-data is matched the same way
+    assert main(["fit", str(train), "--epochs", "1", *FAST, "--test-data", str(shuffled),
+                 "--out", str(tmp_path / "run2")]) == 0
+    capsys.readouterr()
+    renamed = tmp_path / "renamed.csv"
+    renamed.write_text(shuffled.read_text().replace("c,a,label,d,b", "c,a,label,d,e", 1))
+    duplicate = tmp_path / "duplicate.csv"
+    duplicate.write_text(train.read_text().replace("a,b,label,c,d", "a,b,label,c,a", 1))
+    unnamed = tmp_path / "unnamed.csv"
+    unnamed.write_text("\n".join("," + line if i else "," + line for i, line in
+                                 enumerate(train.read_text().splitlines())) + "\n")
+    for data, message in ((renamed, "lacks column(s) ['b'] and has column(s) ['e']"),
+                          (duplicate, "column(s) ['a'] more than once"), (unnamed, "have no name")):
+        assert main(["transform", str(run / "model.pt"), str(data), "--out", str(tmp_path / "c.npz")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("ginmi: error:") and message in err, err
+    assert main(["transform", str(run / "model.pt"), str(train), "--out", str(tmp_path / "w.txt")]) == 2
+    assert ".npz" in capsys.readouterr().err and not (tmp_path / "w.txt").exists()

@@ -51,19 +51,19 @@ def _hand_posterior(w: np.ndarray, dims: list[int], prior: np.ndarray) -> np.nda
 def test_posterior_matches_hand_computed_case(model):
     w = np.array([[0.3, 0.2, -1.0], [1.5, -0.5, 0.4], [-2.0, 3.0, 1.0]])
     for dims in ([0], [1], [2], [0, 2], [2, 1], [0, 1, 2]):
-        got = posterior(model, w, dims).numpy()
+        got = posterior(model, w, dims)
         np.testing.assert_allclose(got, _hand_posterior(w, dims, PRIOR), rtol=1e-10)
         np.testing.assert_allclose(got.sum(1), 1.0, rtol=1e-12)
-        uniform = posterior(model, w, dims, prior="uniform").numpy()
+        uniform = posterior(model, w, dims, prior="uniform")
         np.testing.assert_allclose(uniform, _hand_posterior(w, dims, np.array([0.5, 0.5])), rtol=1e-10)
-    np.testing.assert_allclose(posterior(model, w).numpy(), _hand_posterior(w, [0, 1, 2], PRIOR), rtol=1e-10)
+    np.testing.assert_allclose(posterior(model, w), _hand_posterior(w, [0, 1, 2], PRIOR), rtol=1e-10)
 
 
 def test_posterior_one_number_by_hand(model):
     # w_0 = 0.5 on dim 0 only: N(0.5; 0, 1) * 0.7 vs N(0.5; 1, 2) * 0.3
     a = math.exp(-0.5 * 0.25) / math.sqrt(2 * math.pi) * 0.7
     b = math.exp(-0.5 * 0.0625) / (2 * math.sqrt(2 * math.pi)) * 0.3
-    got = posterior(model, np.array([[0.5, 9.0, 9.0]]), dims=[0]).numpy()[0]
+    got = posterior(model, np.array([[0.5, 9.0, 9.0]]), dims=[0])[0]
     assert got[0] == pytest.approx(a / (a + b), rel=1e-12)
 
 
@@ -206,3 +206,9 @@ def test_test_sets_come_from_the_training_mixture_and_generator():
     again = make_test_sets(data, 3000, seed=5)
     np.testing.assert_array_equal(again.x, test.x)
     np.testing.assert_array_equal(again.x_ood, test.x_ood)
+
+
+def test_posterior_returns_numpy_like_its_siblings(model):
+    """Issue 15.9: posterior returned a torch tensor while predict, log_density, ... return NumPy."""
+    w = np.zeros((3, 3))
+    assert isinstance(posterior(model, w), np.ndarray) and isinstance(log_density(model, w), np.ndarray)

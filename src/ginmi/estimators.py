@@ -434,7 +434,7 @@ class GINTransformer(ClassifierMixin, TransformerMixin, BaseEstimator):
     def predict_proba(self, X: Any) -> np.ndarray:
         """Bayes posterior ``p(y | w_S)`` on the selected latents; columns ordered as ``classes_``."""
         w = self.transform(X)
-        return posterior(self.model_, w, self._dims(), prior=self.prior).numpy()
+        return posterior(self.model_, w, self._dims(), prior=self.prior)
 
     def predict_log_proba(self, X: Any) -> np.ndarray:
         """Logarithm of :meth:`predict_proba`."""

@@ -1,7 +1,8 @@
 """Safe file output and input: atomic writes (temp file, fsync, rename) and pickle-free loading.
 
 A file a user saved is never left half-written: content goes to a temporary file in the same
-folder, is flushed to disk, and replaces the target in one ``os.replace``. Loading model files
+folder, is flushed to disk, and replaces the target in one ``os.replace``. The file gets the
+permissions a plain ``open`` would give (``0666`` less the umask), not the temporary file's 0600. Loading model files
 uses ``torch.load(weights_only=True)``, which refuses to unpickle arbitrary objects.
 """
 
@@ -26,6 +27,8 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[Any]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        if hasattr(os, "fchmod"):  # mkstemp makes 0600: give the permissions open() would
+            os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, mode) as f:
             yield f
             f.flush()
@@ -34,6 +37,20 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[Any]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    """The process's umask (read from /proc where possible: setting it to read it is not thread-safe)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

@@ -75,18 +75,19 @@ def cumulative_log_likelihood(
 @torch.no_grad()
 def posterior(
     model: GINModel, w: np.ndarray | Tensor, dims: Sequence[int] | None = None, prior: str = "empirical"
-) -> Tensor:
-    """``p_S(u | w)`` for every class: rows sum to 1, columns ordered as ``model.classes``."""
+) -> np.ndarray:
+    """``p_S(u | w)`` for every class, a NumPy array like its siblings' results: rows sum to 1,
+    columns ordered as ``model.classes``."""
     w = _as_tensor(w, model)
     dims = list(range(model.dim)) if dims is None else list(dims)
     logits = torch.cat([b[..., 0] for b in cumulative_log_likelihood(model, w, dims, [len(dims)])])
-    return torch.softmax(logits + log_prior(model, prior), dim=1)
+    return torch.softmax(logits + log_prior(model, prior), dim=1).cpu().numpy()
 
 
 def predict(model: GINModel, w: np.ndarray | Tensor, dims: Sequence[int] | None = None,
             prior: str = "empirical") -> np.ndarray:
     """Class indices of the maximum posterior."""
-    return posterior(model, w, dims, prior).argmax(1).cpu().numpy()
+    return posterior(model, w, dims, prior).argmax(1)
 
 
 def accuracy(model: GINModel, w: np.ndarray | Tensor, u: np.ndarray, dims: Sequence[int] | None = None,
