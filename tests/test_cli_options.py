@@ -4,6 +4,7 @@ one line without a traceback, run folders never mix, and Ctrl-C leaves a checkpo
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import signal
@@ -259,3 +260,21 @@ def test_transform_and_evaluation_files_match_columns_by_name(files, tmp_path, c
         assert err.startswith("ginmi: error:") and message in err, err
     assert main(["transform", str(run / "model.pt"), str(train), "--out", str(tmp_path / "w.txt")]) == 2
     assert ".npz" in capsys.readouterr().err and not (tmp_path / "w.txt").exists()
+
+
+@pytest.mark.slow
+def test_fit_at_the_defaults_learns_the_wine_table(tmp_path, capsys):
+    """Issue 15.1 done-when: `ginmi fit` on the 178 wine rows at the defaults reached 0.74-0.76 training
+    accuracy with all latents (60 optimiser steps); now >= 0.95."""
+    from sklearn.datasets import load_wine
+
+    wine = load_wine()
+    lines = [",".join([*(n.replace("/", "_") for n in wine.feature_names), "label"])]
+    lines += [",".join([*map(repr, row), str(label)]) for row, label in zip(wine.data.tolist(), wine.target)]
+    (tmp_path / "wine.csv").write_text("\n".join(lines) + "\n")
+    run = tmp_path / "run"
+    assert main(["fit", str(tmp_path / "wine.csv"), "--no-progress", "--no-report", "--out", str(run)]) == 0
+    assert "2000 optimiser steps" in capsys.readouterr().err  # the one-line note
+    results = json.loads((run / "results.json").read_text())
+    assert results["accuracy_vs_k"]["evaluated_on"] == "training data"
+    assert results["accuracy_vs_k"]["mi"][-1] >= 0.95  # all 13 latents
