@@ -26,12 +26,12 @@ Example:
     >>> import tempfile
     >>> from ginmi.training import TrainConfig
     >>> run = tempfile.mkdtemp()
-    >>> with MetricsLogger(run, TrainConfig(epochs=1, batch_size=2, milestones=()), 4) as log:
+    >>> with MetricsLogger(run, TrainConfig(epochs=2, batch_size=2, milestones=(), warmup_steps=2), 4) as log:
     ...     log.on_step(1, 1.5); log.on_step(2, 0.5); log.on_epoch(0, 1.0)
     >>> print(open(log.path).read(), end="")  # doctest: +ELLIPSIS
     kind,epoch,step,loss,lr,seconds
-    step,1,1,1.5,0.0001,
-    step,1,2,0.5,0.0002,
+    step,1,1,1.5,0.005,
+    step,1,2,0.5,0.01,
     epoch,1,2,1.0,,...
 """
 
