@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 import ginmi
+from ginmi import distributed
 from ginmi.config import flatten, option, write_config_file
 from ginmi.model import STATS, GINModel
 from ginmi.training import (
@@ -195,6 +196,9 @@ def make_run_dir(out: str | None, command: str, train: TrainConfig | None = None
     """
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     path = Path(out) if out else Path("runs") / f"{command}-{stamp}"
+    if not _main_process():  # under torchrun rank 0 checks, locks and announces the folder
+        path.mkdir(parents=True, exist_ok=True)
+        return path
     contents = check_run_dir(path, train)
     path.mkdir(parents=True, exist_ok=True)
     _take_lock(path)
@@ -206,10 +210,15 @@ def make_run_dir(out: str | None, command: str, train: TrainConfig | None = None
     return path
 
 
+def _main_process() -> bool:
+    """Rank 0 of a ``torchrun`` launch (its ``RANK``, set before the process group exists), or a plain run."""
+    return distributed.is_main_process() and int(os.environ.get("RANK", "0")) == 0
+
+
 def check_run_dir(out: str | os.PathLike | None, train: TrainConfig | None = None) -> list[Path]:
     """The checks of :func:`make_run_dir` without its side effects (nothing is created); returns what
     the folder holds (to be deleted with ``train.overwrite``)."""
-    if out is None:
+    if out is None or not _main_process():
         return []
     path = Path(out)
     resume, overwrite = bool(train is not None and train.resume), bool(train is not None and train.overwrite)
