@@ -164,6 +164,7 @@ def test_default_schedule_adapts_to_small_data_and_keeps_the_papers_on_large():
 def test_small_data_note():
     from ginmi.training import schedule_note
 
-    assert schedule_note(TrainConfig(), 10_000, 5000) is None
-    note = schedule_note(TrainConfig(), 178, 5326)
-    assert "2000 optimiser steps" in note and "5326 parameters" in note and "\n" not in note
+    assert schedule_note(TrainConfig(), 10_000, 5000, 10) is None
+    assert "parameters" not in schedule_note(TrainConfig(), 2000, 5000, 10)  # 20,000 numbers: only the steps
+    note = schedule_note(TrainConfig(), 178, 5326, 13)
+    assert "2000 optimiser steps" in note and "5326 parameters for 2314 numbers" in note and "\n" not in note

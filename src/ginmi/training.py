@@ -171,8 +171,10 @@ class TrainConfig:
 DEFAULT_EPOCHS = 60  # the paper's; more with --epochs none on small data (TrainConfig.min_steps)
 
 
-def schedule_note(config: TrainConfig, n_samples: int, n_parameters: int | None = None) -> str | None:
-    """A one-line note when ``n_samples`` are few for the training settings or the model, else None."""
+def schedule_note(config: TrainConfig, n_samples: int, n_parameters: int | None = None,
+                  n_features: int = 1) -> str | None:
+    """A one-line note when ``n_samples`` (of ``n_features`` each) are few for the training settings, or
+    fewer numbers than the model has parameters, else None."""
     batch = config.batch_size_for(n_samples)
     steps = math.ceil(n_samples / batch)
     epochs = config.epochs_for(steps)
@@ -183,8 +185,9 @@ def schedule_note(config: TrainConfig, n_samples: int, n_parameters: int | None 
     elif epochs * steps < 500:
         notes.append(f"only {epochs * steps} optimiser steps ({epochs} epochs of {steps} batches); "
                      f"epochs = none trains at least min_steps = {config.min_steps}")
-    if n_parameters is not None and n_parameters > n_samples:
-        notes.append(f"the model has {n_parameters} parameters for {n_samples} samples and may overfit "
+    if n_parameters is not None and n_parameters > n_samples * n_features:
+        notes.append(f"the model has {n_parameters} parameters for {n_samples * n_features} numbers "
+                     f"({n_samples} samples x {n_features} features) and may overfit "
                      "(a smaller model: fewer blocks (n_blocks) or a smaller width)")
     return "; ".join(notes) or None
 
@@ -202,9 +205,12 @@ class TrainingInterrupted(KeyboardInterrupt):
     saved, and ``resume=True`` continues from it exactly."""
 
     def __init__(self, checkpoint: Path | None, epoch: int, epochs: int, step: int) -> None:
-        self.checkpoint = checkpoint
+        self.checkpoint, self._args = checkpoint, (checkpoint, epoch, epochs, step)
         super().__init__(f"interrupted in epoch {epoch + 1}/{epochs} after {step} steps; the state is saved in "
                          f"{checkpoint}: run the same command with --resume to continue")
+
+    def __reduce__(self) -> tuple[Any, ...]:  # picklable, so that a worker process can report it
+        return type(self), self._args
 
 
 class _InterruptFlag:

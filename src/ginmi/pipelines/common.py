@@ -127,7 +127,8 @@ def train_vector_model(
     """
     model = GINModel(model_config.arch(x.shape[1], train_config.seed), len(classes),
                      stats=model_config.stats, classes=classes)
-    note = schedule_note(train_config, len(x), sum(p.numel() for p in model.parameters() if p.requires_grad))
+    note = schedule_note(train_config, len(x), sum(p.numel() for p in model.parameters() if p.requires_grad),
+                         x.shape[1])
     if note is not None:
         warnings.warn(note, SmallDataWarning, stacklevel=2)
     xt = torch.as_tensor(x, dtype=torch.float32)
