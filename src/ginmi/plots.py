@@ -296,7 +296,9 @@ def image_grid(images: np.ndarray, title: str = "", row_labels: Sequence[str] | 
     return fig
 
 
-_ORDER_COLORS = {"mi": "tab:blue", "var": "tab:orange"}
+_ORDER_COLORS = {"mi": "tab:blue", "var": "tab:orange", "var_std": "tab:green"}
+ORDER_LABELS = {"mi": "MI", "var": "VAR", "var_std": "VAR(std)"}
+"""Legend names of the orders: MI, VAR as GIN's class-RMS std, VAR as the plain overall std."""
 
 
 def _spread(ax: plt.Axes, x: np.ndarray, curves: np.ndarray, color: str | None, label: str) -> None:
@@ -324,7 +326,8 @@ def curves_vs_k(panels: dict[str, dict[str, np.ndarray]], ylabel: str, *,
     for ax, (name, curves) in zip(axes[0], panels.items()):
         for order, values in curves.items():
             values = np.atleast_2d(values)
-            _spread(ax, np.arange(1, values.shape[1] + 1), values, _ORDER_COLORS.get(order), order.upper())
+            _spread(ax, np.arange(1, values.shape[1] + 1), values, _ORDER_COLORS.get(order),
+                    ORDER_LABELS.get(order, order.upper()))
         if bounds is not None and name in bounds:
             b = np.atleast_1d(np.asarray(bounds[name], dtype=float))
             ax.axhline(b.mean(), color="k", ls="--", lw=1, label="Bayes bound")

@@ -256,7 +256,8 @@ def mi_scores(w: np.ndarray, u: np.ndarray, config: SelectionConfig, *, seed: in
 
 def score_criteria(w: np.ndarray, u: np.ndarray, config: SelectionConfig, *, seed: int = 0,
                    model: Any = None) -> dict[str, Selection]:
-    """Score, order and select by MI and by VAR.
+    """Score, order and select by MI (``"mi"``) and by VAR, in both of its definitions: ``"var"`` (GIN's
+    class-RMS std, or ``config.var_kind``) and ``"var_std"`` (the plain overall std, the paper's wording).
 
     With ``n_permutations > 0`` the MI selection carries permutation p-values of the kNN
     estimator (whatever estimator ranks the dims) and the null level (95% quantile of the MI
@@ -283,10 +284,14 @@ def score_criteria(w: np.ndarray, u: np.ndarray, config: SelectionConfig, *, see
     var_threshold, k = config.threshold, config.k
     if var_threshold == "fdr":
         var_threshold, k = "top-k", max(1, len(mi.selected))
-    var = select(var_scores(w, u, config.var_kind), var_threshold, k=k)
-    if config.threshold == "fdr":
-        var.reason = f"top-k with k = {k}, the size of the MI set (VAR has no p-values)"
-        if len(mi.selected) == 0:  # equal size: nothing; VAR's own order is still reported
-            var.selected = var.selected[:0]
-            var.reason = "none: MI selected no dim, and VAR keeps as many as MI (VAR has no p-values)"
-    return {"mi": mi, "var": var}
+    criteria = {"mi": mi}
+    for name, kind in (("var", config.var_kind), ("var_std", "std")):
+        var = select(var_scores(w, u, kind), var_threshold, k=k)
+        if config.threshold == "fdr":
+            var.reason = f"top-k with k = {k}, the size of the MI set (VAR has no p-values)"
+            if len(mi.selected) == 0:  # equal size: nothing; VAR's own order is still reported
+                var.selected = var.selected[:0]
+                var.reason = "none: MI selected no dim, and VAR keeps as many as MI (VAR has no p-values)"
+        var.extra["kind"] = kind
+        criteria[name] = var
+    return criteria

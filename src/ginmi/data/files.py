@@ -31,6 +31,7 @@ class Table:
     u: np.ndarray | None
     feature_names: list[str]
     named: bool = False  # the names come from the file (a CSV header), not generated (x0, x1, ...)
+    latent: np.ndarray | None = None  # true latents, when an .npz holds them (benchmarks: array 'latent')
 
 
 def load_table(path: str | os.PathLike, *, label_column: str = "label", require_labels: bool = True) -> Table:
@@ -62,7 +63,15 @@ def _load_npz(path: Path) -> Table:
         raise ValueError(f"{path} has no array 'x' (found {sorted(arrays)}); save features as x=..., labels as u=...")
     x = arrays["x"]
     names = [f"x{i}" for i in range(x.shape[1])] if x.ndim == 2 else []
-    return Table(x=x, u=arrays.get("u"), feature_names=names)
+    latent = arrays.get("latent")
+    if latent is not None:
+        latent = np.asarray(latent)
+        if latent.ndim != 2 or len(latent) != len(x) or latent.dtype.kind not in "biuf" \
+                or not np.isfinite(latent).all():
+            raise ValueError(f"{path}: the optional array 'latent' (true latents) must be finite numbers of shape "
+                             f"(n_samples, n_latents) with n_samples = {len(x)} as in x, got shape {latent.shape}")
+        latent = latent.astype(np.float64)
+    return Table(x=x, u=arrays.get("u"), feature_names=names, latent=latent)
 
 
 def _load_csv(path: Path, label_column: str, require_labels: bool) -> Table:

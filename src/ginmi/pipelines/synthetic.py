@@ -29,6 +29,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import time
@@ -309,9 +310,18 @@ def _run_trials_together(config: SyntheticConfig, run_dir: Path, variant: str, t
     settings = config.variant_settings(variant)
     seeds = [config.train.seed + t for t in trials]
     datas = [_make_data(config, settings["noise_std"], seed) for seed in seeds]
-    models, histories, seconds = train_vector_models(
-        [(d.x, d.u) for d in datas], list(range(config.n_components)),
-        replace(config.model, stats=settings["stats"]), config.train, seeds, progress=config.progress)
+    # the same checkpoints and logs as one by one (_run_trial), so that --resume continues them there
+    firsts = [primary and i == 0 for i in range(len(trials))]
+    dirs = [run_dir if first else run_dir / "checkpoints" / f"{variant}-trial{t}" for t, first in zip(trials, firsts)]
+    log_dirs = [run_dir if first else run_dir / "logs" / f"{variant}-trial{t}" for t, first in zip(trials, firsts)]
+    with contextlib.ExitStack() as stack:
+        logs = [stack.enter_context(MetricsLogger(d, replace(config.train, seed=seed), len(data.x),
+                                                  tensorboard=config.log.tensorboard))
+                for d, seed, data in zip(log_dirs, seeds, datas)]
+        models, histories, seconds = train_vector_models(
+            [(d.x, d.u) for d in datas], list(range(config.n_components)),
+            replace(config.model, stats=settings["stats"]), config.train, seeds, progress=config.progress,
+            checkpoint_dirs=dirs, callbacks=[log.callbacks() for log in logs])
     return [_finish_trial(config, run_dir, variant, trial, primary and i == 0, data, model, history,
                           seconds / len(trials))
             for i, (trial, data, model, history) in enumerate(zip(trials, datas, models, histories))]

@@ -26,9 +26,11 @@ from ginmi.pipelines.common import (
     train_vector_model,
     write_run_config,
 )
-from ginmi.selection import SelectionConfig, score_criteria
+from ginmi.mi import mutual_information
+from ginmi.pipelines.baselines import baseline_recovery, value_added
+from ginmi.selection import SelectionConfig, label_entropy, score_criteria
 from ginmi.tasks.classification import PRIORS, accuracy_vs_k
-from ginmi.tasks.identifiability import abs_correlation
+from ginmi.tasks.identifiability import abs_correlation, matching, mcc
 from ginmi.tasks.ood import auroc_vs_k, log_density, roc
 from ginmi.training import TrainConfig, training_device
 
@@ -44,6 +46,9 @@ class FitConfig:
     test_data: str | None = option(None, "labelled held-out file for classification vs k "
                                          "(default: the training data, i.e. training accuracy)")
     ood_data: str | None = option(None, "file of outliers (features only) for OOD detection: AUROC vs k")
+    n_informative: int | None = option(
+        None, "with true latents in the .npz (array latent): its first N columns are the informative ones "
+              "(default: the columns whose I(latent_i; u) is at least --min-effect of H(u))")
     prior: str = option("empirical", "class prior p(u) of the Bayes classifier and the OOD density", choices=PRIORS)
     report: bool = option(True, "write report.html into the run folder")
     out: str | None = option(None, "run folder (default runs/fit-<timestamp>)")
@@ -52,6 +57,10 @@ class FitConfig:
     train: TrainConfig = field(default_factory=TrainConfig, metadata={"help": "training"})
     selection: SelectionConfig = field(default_factory=SelectionConfig, metadata={"help": "selection"})
     log: LogConfig = field(default_factory=LogConfig, metadata={"help": "experiment logs"})
+
+    def __post_init__(self) -> None:
+        if self.n_informative is not None and self.n_informative < 1:
+            raise ValueError(f"n_informative must be >= 1, got {self.n_informative}")
 
 
 def _features_like(path: str, n_features: int, names: list[str] | None, label_column: str, *,
@@ -111,6 +120,41 @@ def _downstream(config: FitConfig, model: Any, x: np.ndarray, u: np.ndarray, cri
     return out
 
 
+def _true_informative(config: FitConfig, latent: np.ndarray, u: np.ndarray) -> list[int]:
+    """The informative columns of the true latents: the first ``n_informative``, else those carrying label
+    information (kNN MI at least ``min_effect`` of ``H(u)``)."""
+    if config.n_informative is not None:
+        if not 1 <= config.n_informative <= latent.shape[1]:
+            raise ValueError(f"n_informative must lie in 1..{latent.shape[1]} (the columns of latent), "
+                             f"got {config.n_informative}")
+        return list(range(config.n_informative))
+    mi = mutual_information(latent, u, random_state=config.train.seed)
+    found = np.flatnonzero(mi >= max(config.selection.min_effect, 0.01) * label_entropy(u)).tolist()
+    if not found:
+        raise ValueError("no column of the true latents carries label information; give n_informative")
+    return found
+
+
+def _identifiability(config: FitConfig, model: Any, x: np.ndarray, u: np.ndarray, w: np.ndarray,
+                     latent: np.ndarray, informative: list[int], criteria: dict[str, Any]) -> dict[str, Any]:
+    """With true latents in the data file: MCC of the trained flow and of the baselines, on the training data."""
+    corr = abs_correlation(w, latent)
+    rows = set(matching(corr, informative)[0].tolist())
+    scores = {"mcc": {"all": mcc(corr), "informative": mcc(corr, informative)}}
+    baselines = baseline_recovery(model, x, u, x, latent, informative, seed=config.train.seed)
+    return {
+        "true_informative": informative,
+        "informative_w_dims": sorted(rows),
+        "recovery": {name: {"top_n": sel.order[:len(informative)].tolist(),
+                            "top_n_correct": set(sel.order[:len(informative)].tolist()) == rows,
+                            "selected_correct": set(sel.selected.tolist()) == rows}
+                     for name, sel in criteria.items()},
+        **scores,
+        "baselines": baselines,
+        "value_added": value_added(scores, baselines),
+    }
+
+
 def write_figures(run_dir: str | Path, results: dict[str, Any]) -> list[Path]:
     """Figures of a ``fit`` run from its results and saved model (the data file is read again)."""
     from ginmi import plots  # matplotlib is imported only when figures are drawn
@@ -160,6 +204,7 @@ def run_fit(config: FitConfig) -> dict[str, Any]:
     config.selection.check_dims(x.shape[1])
     names = table.feature_names if table.named else None
     files = _evaluation_files(config, x.shape[1], names, classes)
+    informative = _true_informative(config, table.latent, u) if table.latent is not None else None
     run_dir = make_run_dir(config.out, "fit", config.train)
     write_run_config(run_dir, "fit", config)
     with MetricsLogger(run_dir, config.train, len(x), tensorboard=config.log.tensorboard) as log:
@@ -177,6 +222,8 @@ def run_fit(config: FitConfig) -> dict[str, Any]:
                  "feature_names": table.feature_names, "classes": classes},
         "criteria": {name: sel.to_dict() for name, sel in criteria.items()},
         **_downstream(config, model, x, u, criteria, files),
+        **(_identifiability(config, model, x, u, w, table.latent, informative, criteria)
+           if informative is not None else {}),
         "training": {"epoch_loss": history["epoch_loss"], "final_loss": history["epoch_loss"][-1]},
         "timing": {"train_seconds": train_seconds},
         "environment": environment(str(training_device(config.train, model))),
