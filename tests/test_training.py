@@ -168,3 +168,35 @@ def test_small_data_note():
     assert "parameters" not in schedule_note(TrainConfig(), 2000, 5000, 10)  # 20,000 numbers: only the steps
     note = schedule_note(TrainConfig(), 178, 5326, 13)
     assert "2000 optimiser steps" in note and "5326 parameters for 2314 numbers" in note and "\n" not in note
+
+
+def test_train_many_in_threads_checkpoints_and_stops_on_ctrl_c(tmp_path):
+    """Issue 15.6: trials trained together wrote no checkpoints, and Ctrl-C left nothing to resume."""
+    import os
+    import signal
+
+    from ginmi.training import TrainingInterrupted
+
+    config = TrainConfig(epochs=4, batch_size=60, checkpoint_seconds=1000, threads=2)
+
+    def fresh():
+        return [GINModel({"name": "vector", "dim": 4, "width": 8, "n_blocks": 2, "seed": k}, n_classes=3)
+                for k in range(3)]
+
+    data = [_data(seed=k) for k in range(3)]
+    whole = fresh()
+    train_many(whole, [d[0] for d in data], [d[1] for d in data], config, progress=False)
+
+    def stop_at(step, loss):
+        if step == 6:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    dirs = [tmp_path / f"trial{k}" for k in range(3)]
+    cut = fresh()
+    with pytest.raises(TrainingInterrupted, match="--resume"):
+        train_many(cut, [d[0] for d in data], [d[1] for d in data], config, progress=False,
+                   checkpoint_dirs=dirs, callbacks=[{"on_step": stop_at}, {}, {}])
+    assert all((d / "checkpoint.pt").is_file() for d in dirs)
+    for k, (model, d) in enumerate(zip(cut, dirs)):  # each trial continues alone, exactly
+        train(model, *data[k], replace(config, seed=k, resume=True), progress=False, checkpoint_dir=d)
+        assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), whole[k].state_dict().values()))

@@ -36,6 +36,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+import threading
 import time
 import warnings
 from contextlib import contextmanager
@@ -213,23 +214,34 @@ class TrainingInterrupted(KeyboardInterrupt):
         return type(self), self._args
 
 
+_STOP_THREADS = threading.Event()  # set by Ctrl-C while train_many trains in threads
+
+
 class _InterruptFlag:
     """While enabled (main thread only), the first SIGINT only sets :attr:`raised` (the trainer stops
-    at the next step boundary); a second one interrupts at once."""
+    at the next step boundary; with ``event``, that event is set too); a second one interrupts at once.
+    Trainers in other threads see :data:`_STOP_THREADS`."""
 
-    def __init__(self, enabled: bool) -> None:
+    def __init__(self, enabled: bool, event: threading.Event | None = None) -> None:
         import signal
-        import threading
 
-        self.raised = False
+        self._raised = False
+        self._event = event
         self._previous = None
         if enabled and threading.current_thread() is threading.main_thread():
             self._previous = signal.signal(signal.SIGINT, self._handle)
 
+    @property
+    def raised(self) -> bool:
+        return self._raised or (threading.current_thread() is not threading.main_thread()
+                                and _STOP_THREADS.is_set())
+
     def _handle(self, signum: int, frame: Any) -> None:
-        if self.raised:
+        if self._raised:
             raise KeyboardInterrupt
-        self.raised = True
+        self._raised = True
+        if self._event is not None:
+            self._event.set()
 
     def restore(self) -> None:
         import signal
@@ -534,7 +546,7 @@ def train(
         last_save = time.perf_counter()
         autotune = torch.backends.cudnn.benchmark
         torch.backends.cudnn.benchmark = autotune or device.type == "cuda"  # fixed shapes: let cuDNN pick its kernels
-        stop = _InterruptFlag(enabled=ckpt_path is not None and ctx.world_size == 1)
+        stop = _InterruptFlag(enabled=ckpt_path is not None and ctx.world_size == 1)  # in threads: _STOP_THREADS
         try:
             for epoch in bar:
                 t0, losses = time.perf_counter(), partial
@@ -543,6 +555,8 @@ def train(
                 skipped = _skipped_batches(model, ue, batch_size)
                 for i, (xb, ub) in enumerate(zip(xe.split(batch_size), ue.split(batch_size))):
                     if stop.raised:  # Ctrl-C: checkpoint at this step boundary, then stop
+                        if ckpt_path is None:
+                            raise KeyboardInterrupt
                         if main:
                             save_checkpoint(ckpt_path, snapshot(epoch, *epoch_rng, batch=i, partial_losses=losses))
                         raise TrainingInterrupted(ckpt_path, epoch, epochs, step)
@@ -614,6 +628,8 @@ def train_many(
     *,
     seeds: Sequence[int] | None = None,
     progress: bool = True,
+    checkpoint_dirs: Sequence[str | os.PathLike | None] | None = None,
+    callbacks: Sequence[dict[str, Callable[[int, float], None]]] | None = None,
 ) -> list[dict[str, list[float]]]:
     """Train several independent models of one architecture at once, each on its own data.
 
@@ -625,6 +641,11 @@ def train_many(
     (``baddbmm`` over stacked weights, or ``torch.func.vmap`` over ``functional_call``) updates
     all of them, equal to ``train`` up to rounding. All data sets must have the same size.
     Returns one history per model.
+
+    In the threads, model ``k`` gets ``checkpoint_dirs[k]`` and the callbacks ``callbacks[k]``
+    (``on_step``, ``on_epoch``) of :func:`train`, so it writes (and with ``config.resume`` reads)
+    its own checkpoint; Ctrl-C stops every thread at its next step, each saving its checkpoint,
+    and raises :class:`TrainingInterrupted`. The stacked path takes neither.
     """
     with cpu_threads(config, models[0]):
         from torch.func import functional_call, stack_module_state, vmap
@@ -645,7 +666,7 @@ def train_many(
         seeds = list(seeds) if seeds is not None else [config.seed + k for k in range(n_models)]
         device = resolve_device(config.device, models[0] if config.fused else None)
         if device.type == "cpu" and config.fused and all(fused_supports(m.cpu()) for m in models):
-            return _train_in_threads(models, xs, us, config, seeds, progress)
+            return _train_in_threads(models, xs, us, config, seeds, progress, checkpoint_dirs, callbacks)
         torch.manual_seed(seeds[0])
         for m in models:
             m.to(device).train()
@@ -727,21 +748,30 @@ def train_many(
 
 
 def _train_in_threads(models: Sequence[GINModel], xs: Sequence[Tensor], us: Sequence[Tensor], config: TrainConfig,
-                      seeds: Sequence[int], progress: bool) -> list[dict[str, list[float]]]:
+                      seeds: Sequence[int], progress: bool,
+                      checkpoint_dirs: Sequence[str | os.PathLike | None] | None = None,
+                      callbacks: Sequence[dict[str, Any]] | None = None) -> list[dict[str, list[float]]]:
     """:func:`train` of every model in a pool of threads (the fused kernels run without the GIL)."""
     from concurrent.futures import ThreadPoolExecutor
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     workers = min(len(models), config.threads or cores)
+    dirs = list(checkpoint_dirs) if checkpoint_dirs is not None else [None] * len(models)
+    hooks = list(callbacks) if callbacks is not None else [{}] * len(models)
 
     def one(k: int) -> dict[str, list[float]]:
         return train(models[k], torch.as_tensor(xs[k]), torch.as_tensor(us[k]), replace(config, seed=seeds[k]),
-                     progress=False)
+                     progress=False, checkpoint_dir=dirs[k], **hooks[k])
 
-    with ThreadPoolExecutor(workers) as pool:
-        jobs = pool.map(one, range(len(models)))
-        return list(tqdm(jobs, total=len(models), desc=f"training {len(models)} models", unit="model",
-                         disable=not progress, leave=False))
+    flag = _InterruptFlag(enabled=True, event=_STOP_THREADS)  # Ctrl-C: every thread stops at its next step
+    try:
+        with ThreadPoolExecutor(workers) as pool:
+            jobs = pool.map(one, range(len(models)))
+            return list(tqdm(jobs, total=len(models), desc=f"training {len(models)} models", unit="model",
+                             disable=not progress, leave=False))
+    finally:
+        flag.restore()
+        _STOP_THREADS.clear()
 
 
 def _stackable(model: GINModel) -> bool:

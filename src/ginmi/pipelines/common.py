@@ -150,10 +150,12 @@ def train_vector_models(
     seeds: Sequence[int],
     *,
     progress: bool = True,
+    **train_options: Any,
 ) -> tuple[list[GINModel], list[dict[str, list[float]]], float]:
     """:func:`train_vector_model` for several data sets and seeds at once (:func:`ginmi.training.train_many`).
 
     Model ``k`` is built and trained as ``train_vector_model`` with ``seed = seeds[k]`` would do it.
+    ``train_options`` (``checkpoint_dirs``, ``callbacks``) go to :func:`ginmi.training.train_many`.
     Returns the models, their histories and the seconds of the joint training.
     """
     models, xs, us = [], [], []
@@ -168,7 +170,7 @@ def train_vector_models(
         xs.append(xt)
         us.append(ut)
     t0 = time.perf_counter()
-    histories = train_many(models, xs, us, train_config, seeds=seeds, progress=progress)
+    histories = train_many(models, xs, us, train_config, seeds=seeds, progress=progress, **train_options)
     return [m.cpu() for m in models], histories, time.perf_counter() - t0
 
 
