@@ -66,6 +66,7 @@ __all__ = [
     "training_device",
     "cpu_threads",
     "fit_standardization",
+    "fit_linear_stage",
     "lr_factor",
     "schedule_note",
     "train",
@@ -89,7 +90,8 @@ class TrainConfig:
                               "data get several batches per epoch (1: no cap)")
     lr: float = option(1e-2, "initial Adam learning rate (the paper's 1e-2)")
     milestones: tuple[float, ...] = option(
-        (0.5, 0.8), "epochs at which the learning rate is multiplied by --gamma; values < 1 are fractions of --epochs"
+        (0.5, 0.8), "epochs at which the learning rate is multiplied by --gamma; values < 1 are fractions of the "
+                    "run's epochs (--epochs, or those --epochs none chose)"
     )
     gamma: float = option(0.1, "learning-rate decay factor at each milestone (the paper's 0.1)")
     input_noise: float = option(1e-2, "std of Gaussian noise added to each training batch, as in the GIN reference")
@@ -294,6 +296,64 @@ def training_device(config: TrainConfig, model: nn.Module) -> torch.device:
     ``torchrun``, else :func:`resolve_device` (whose ``"auto"`` keeps fused-step networks on the CPU)."""
     ctx = dist.init_from_env(config.device)
     return ctx.device if ctx.world_size > 1 else resolve_device(config.device, model if config.fused else None)
+
+
+def fit_linear_stage(model: GINModel, x: Tensor, u: Tensor, *, restarts: int = 8, seed: int = 0) -> float:
+    """Fit the model's fixed volume-preserving linear stage to ``(x, u)`` before training the flow.
+
+    The stage ``L`` (``|det L| = 1``) maximises the likelihood of Eq. 5 for ``w = L h`` (``h``: the
+    standardised data) with the best class statistics, i.e. minimises
+    ``sum_c p_c sum_i log std_c((L h)_i)``. That only needs the class covariances of ``h``, so the
+    fit is cheap: L-BFGS from the identity and ``restarts - 1`` random rotations, the best kept.
+    A GIN flow with fixed permutations undoes a rotation of the latents only through many
+    coupling layers and gets stuck in solutions that spread the label information over several
+    dims (measured: recovery 0.85-0.89 on rotated data, 0.98-0.99 with this stage first).
+    Returns the profile negative log-likelihood per dimension reached (without constants).
+    """
+    if model.linear is None:
+        raise ValueError("this model has no linear stage; build it with linear_stage=True")
+    with torch.no_grad():
+        h = ((x.reshape(len(x), -1).double() - model.shift.double()) / model.scale.double()).cpu()
+    onehot = torch.nn.functional.one_hot(u.cpu(), model.n_classes).double()
+    counts = onehot.sum(0)
+    present = counts > 1
+    mean = onehot.T @ h / counts.clamp_min(1)[:, None]
+    centred = h - mean[u.cpu()]
+    cov = torch.einsum("nc,ni,nj->cij", onehot, centred, centred)[present] / counts[present, None, None]
+    cov = cov + 1e-9 * torch.eye(h.shape[1], dtype=h.dtype) * cov.diagonal(dim1=1, dim2=2).mean()
+    weights = counts[present] / counts[present].sum()
+    dim = h.shape[1]
+
+    def objective(m: Tensor) -> Tensor:
+        var = torch.einsum("id,cde,ie->ci", m, cov, m)
+        return ((weights[:, None] * 0.5 * torch.log(var)).sum() - torch.linalg.slogdet(m)[1]) / dim
+
+    generator = torch.Generator().manual_seed(int(seed) + 0x11E)
+    best: tuple[float, Tensor] | None = None
+    for k in range(restarts):
+        start = torch.eye(dim, dtype=h.dtype)
+        if k > 0:
+            q, r = torch.linalg.qr(torch.randn(dim, dim, generator=generator, dtype=h.dtype))
+            start = q * torch.sign(torch.diagonal(r))
+        flat = start.reshape(-1).clone().requires_grad_(True)  # L-BFGS wants a flat, contiguous gradient
+        opt = torch.optim.LBFGS([flat], max_iter=200, line_search_fn="strong_wolfe", tolerance_grad=1e-9)
+
+        def closure() -> Tensor:
+            opt.zero_grad()
+            value = objective(flat.view(dim, dim))
+            value.backward()
+            return value
+
+        opt.step(closure)
+        with torch.no_grad():
+            value = float(objective(flat.view(dim, dim)))
+        if math.isfinite(value) and (best is None or value < best[0]):
+            best = (value, flat.detach().view(dim, dim).clone())
+    if best is None:
+        raise ValueError("the linear stage could not be fitted (degenerate class covariances); "
+                         "turn it off (linear_stage=False)")
+    model.set_linear_stage(best[1].to(model.linear.dtype))
+    return best[0]
 
 
 def fit_standardization(model: GINModel, x: Tensor) -> None:
@@ -810,6 +870,8 @@ def _stacked_loss(model: GINModel, p: dict[str, Tensor], b: dict[str, Tensor], x
         return s, t
 
     h = (x - b["shift"][:, None]) / b["scale"][:, None]
+    if b.get("linear") is not None:
+        h = torch.bmm(h, b["linear"].transpose(1, 2))
     log_det = None
     for i, block in enumerate(model.flow.blocks):
         pre = f"flow.blocks.{i}."
@@ -845,7 +907,7 @@ def evaluate_loss(model: GINModel, x: Tensor, u: Tensor, batch_size: int = 4096)
     device = next(model.parameters()).device
     total = 0.0
     for xb, ub in zip(x.split(batch_size), u.split(batch_size)):
-        w, log_det = model.flow((xb.to(device) - model.shift) / model.scale)
+        w, log_det = model.flow(model.prepare(xb.to(device)))
         log_p = model.class_log_density(w.reshape(len(w), -1))
         nll = -(log_p.gather(1, ub.to(device)[:, None])[:, 0] + log_det) / model.dim
         total += float(nll.sum())
