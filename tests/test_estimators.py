@@ -190,7 +190,7 @@ def test_defaults_learn_small_tables():
     from sklearn.datasets import load_wine
 
     X, y = load_wine(return_X_y=True)
-    with pytest.warns(UserWarning, match="2000 optimiser steps"):
+    with pytest.warns(UserWarning, match="2004 optimiser steps"):
         gin = GINTransformer(n_permutations=0, threshold="sharp-drop").fit(X, y)
     from ginmi.tasks.classification import accuracy
 

@@ -147,9 +147,10 @@ def test_train_refuses_wrong_shapes_and_labels_before_any_step():
 def test_default_schedule_adapts_to_small_data_and_keeps_the_papers_on_large():
     """Issue 15.1: 178 rows at batch 240 and 60 epochs gave 60 steps with a 100-step warm-up."""
     config = TrainConfig()
-    batch = config.batch_size_for(178)  # capped: at least min_batches batches per epoch
+    batch = config.batch_size_for(178)  # capped: min_batches batches per epoch, but batches of >= 32 at most
     steps = math.ceil(178 / batch)
-    assert steps >= config.min_batches and config.epochs_for(steps) * steps >= config.min_steps
+    assert (batch, steps) == (30, 6) and config.epochs_for(steps) * steps >= config.min_steps
+    assert config.batch_size_for(1000) == 125  # 8 batches
     assert max(lr_factor(config, s, steps) for s in range(config.epochs_for(steps) * steps)) == 1.0
     # the synthetic study's 10,000 samples: batch 240, 60 epochs, decays at epochs 30 and 48 as before
     assert config.batch_size_for(10_000) == 240 and config.epochs_for(42) == 60
@@ -167,7 +168,7 @@ def test_small_data_note():
     assert schedule_note(TrainConfig(), 10_000, 5000, 10) is None
     assert "parameters" not in schedule_note(TrainConfig(), 2000, 5000, 10)  # 20,000 numbers: only the steps
     note = schedule_note(TrainConfig(), 178, 5326, 13)
-    assert "2000 optimiser steps" in note and "5326 parameters for 2314 numbers" in note and "\n" not in note
+    assert "(2004 optimiser steps)" in note and "5326 parameters for 2314 numbers" in note and "\n" not in note
 
 
 def test_train_many_in_threads_checkpoints_and_stops_on_ctrl_c(tmp_path):

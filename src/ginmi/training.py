@@ -86,8 +86,8 @@ class TrainConfig:
                              "processes")
     min_steps: int = option(2000, "with --epochs none: train at least this many optimiser steps (more epochs on "
                             "small data; 10,000 samples at batch 240 already take 2,520 steps in 60 epochs)")
-    min_batches: int = option(8, "with --epochs none: cap --batch-size at the data size / this, so that small "
-                              "data get several batches per epoch (1: no cap)")
+    min_batches: int = option(8, "with --epochs none: cap --batch-size at the data size / this (but not below 32), "
+                              "so that small data get several batches per epoch (1: no cap)")
     lr: float = option(1e-2, "initial Adam learning rate (the paper's 1e-2)")
     milestones: tuple[float, ...] = option(
         (0.5, 0.8), "epochs at which the learning rate is multiplied by --gamma; values < 1 are fractions of the "
@@ -153,8 +153,9 @@ class TrainConfig:
 
     def batch_size_for(self, n_samples: int) -> int:
         """The batch size on ``n_samples``: ``batch_size``; with ``epochs=None`` capped so that an
-        epoch has at least ``min_batches`` batches (and evened out over the batches of an epoch)."""
-        cap = max(1, math.ceil(n_samples / self.min_batches))
+        epoch has at least ``min_batches`` batches, but not below 32 samples (batch statistics need
+        several samples of every class), and evened out over the batches of an epoch."""
+        cap = max(min(MIN_AUTO_BATCH, n_samples), math.ceil(n_samples / self.min_batches))
         if self.epochs is not None or self.batch_size <= cap:
             return self.batch_size
         return math.ceil(n_samples / math.ceil(n_samples / cap))
@@ -172,6 +173,7 @@ class TrainConfig:
 
 
 DEFAULT_EPOCHS = 60  # the paper's; more with --epochs none on small data (TrainConfig.min_steps)
+MIN_AUTO_BATCH = 32  # the smallest batch the small-data cap (TrainConfig.min_batches) makes
 
 
 def schedule_note(config: TrainConfig, n_samples: int, n_parameters: int | None = None,
@@ -298,7 +300,7 @@ def training_device(config: TrainConfig, model: nn.Module) -> torch.device:
     return ctx.device if ctx.world_size > 1 else resolve_device(config.device, model if config.fused else None)
 
 
-def fit_linear_stage(model: GINModel, x: Tensor, u: Tensor, *, restarts: int = 8, seed: int = 0) -> float:
+def fit_linear_stage(model: GINModel, x: Tensor, u: Tensor, *, restarts: int = 2, seed: int = 0) -> float:
     """Fit the model's fixed volume-preserving linear stage to ``(x, u)`` before training the flow.
 
     The stage ``L`` (``|det L| = 1``) maximises the likelihood of Eq. 5 for ``w = L h`` (``h``: the
@@ -325,7 +327,7 @@ def fit_linear_stage(model: GINModel, x: Tensor, u: Tensor, *, restarts: int = 8
     dim = h.shape[1]
 
     def objective(m: Tensor) -> Tensor:
-        var = torch.einsum("id,cde,ie->ci", m, cov, m)
+        var = ((m @ cov) * m).sum(-1)  # (classes, dims): l_i^T cov_c l_i
         return ((weights[:, None] * 0.5 * torch.log(var)).sum() - torch.linalg.slogdet(m)[1]) / dim
 
     generator = torch.Generator().manual_seed(int(seed) + 0x11E)
