@@ -669,6 +669,8 @@ def train(
                     good_epoch = epoch + 1
                 if on_epoch is not None and main:
                     on_epoch(epoch, epoch_loss)
+            if stop.raised:  # Ctrl-C during the last step: training is done and saved, but stop as asked
+                raise TrainingInterrupted(ckpt_path, epochs - 1, epochs, step) if ckpt_path else KeyboardInterrupt()
         finally:
             stop.restore()
             torch.backends.cudnn.benchmark = autotune
