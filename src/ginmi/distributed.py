@@ -123,7 +123,7 @@ class _ShardLoss(nn.Module):
         # batch statistics of the global batch (GINModel.loss, with all-reduced class sums)
         from torch.distributed.nn.functional import all_reduce
 
-        w, log_det = model.flow((x - model.shift) / model.scale)
+        w, log_det = model.flow(model.prepare(x))
         w = w.reshape(w.shape[0], -1)
         onehot = torch.nn.functional.one_hot(u, model.n_classes).to(w.dtype)
         counts = onehot.sum(0)

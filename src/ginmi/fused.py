@@ -117,6 +117,8 @@ class FusedStep:
         self.stats = (offset(model.mu), offset(model.log_sigma)) if trainable else (-1, -1)
         self.width = int(self.layers[..., 1].max())
         self._workspace: dict[int, tuple[np.ndarray, ...]] = {}
+        dim = model.shift.numel()
+        self._identity = (np.zeros(dim, self.values.dtype), np.ones(dim, self.values.dtype))  # shift, scale
 
     def _buffers(self, dim: int, batch: int) -> tuple[np.ndarray, ...]:
         """Activations kept for the backward pass, one set per batch size (full and last batch)."""
@@ -134,9 +136,12 @@ class FusedStep:
 
     def __call__(self, x: Tensor, u: Tensor) -> float:
         model = self.model
+        shift, scale = model.shift.numpy(), model.scale.numpy()
+        if model.linear is not None:  # fixed linear stage: prepare the batch here, the kernel only standardises
+            x, shift, scale = model.prepare(x), self._identity[0], self._identity[1]
         xs = x.detach().contiguous().numpy()
         mu, log_sigma = self.stats
-        return float(_step(xs, model.shift.numpy(), model.scale.numpy(), u.numpy(), self.values, self.grads,
+        return float(_step(xs, shift, scale, u.numpy(), self.values, self.grads,
                            self.layers, self.splits, self.clamps, self.perms, mu, log_sigma, model.n_classes,
                            *self._buffers(xs.shape[1], xs.shape[0])))
 

@@ -1,7 +1,8 @@
 """The GIN model: an invertible flow plus the class-conditional diagonal Gaussian of ``w`` given ``u``.
 
-``w = g((x - shift) / scale)``: a fixed per-feature standardisation (fitted on the training data
-and stored in the model) followed by the flow. Given the class ``u``, ``w`` is modelled as
+``w = g(L (x - shift) / scale)``: a fixed per-feature standardisation and, for vector data
+optionally, a fixed volume-preserving linear stage ``L`` (``|det L| = 1``; both fitted on the
+training data before training and stored in the model), followed by the flow. Given the class ``u``, ``w`` is modelled as
 ``N(mu[u], diag(exp(log_sigma[u]))^2)`` (paper Eq. 5); ``log_prior`` holds the empirical class
 frequencies of the training set. With ``stats="batch"`` (paper Appendix C) the loss uses the
 statistics of each batch, and ``mu``/``log_sigma`` are set from the whole training set after
@@ -50,6 +51,9 @@ class GINModel(nn.Module):
         Trainable per-class means and log-stds (paper Eq. 5, default) or batch statistics.
     classes : sequence, optional
         The original label values (ints or strings), in the order of the class indices.
+    linear_stage : bool
+        Hold a fixed volume-preserving linear map between the standardisation and the flow
+        (vector data; fitted by :func:`ginmi.training.fit_linear_stage` before training).
     """
 
     def __init__(
@@ -59,6 +63,7 @@ class GINModel(nn.Module):
         *,
         stats: str = "trainable",
         classes: Sequence[Any] | None = None,
+        linear_stage: bool = False,
     ) -> None:
         super().__init__()
         if stats not in STATS:
@@ -80,6 +85,8 @@ class GINModel(nn.Module):
         self.register_buffer("log_prior", torch.full((n_classes,), -math.log(n_classes)))
         self.register_buffer("shift", torch.zeros(self.input_shape))
         self.register_buffer("scale", torch.ones(self.input_shape))
+        # optional fixed volume-preserving linear stage after the standardisation (vector data)
+        self.register_buffer("linear", torch.eye(dim) if linear_stage else None)
 
     @property
     def n_classes(self) -> int:
@@ -92,9 +99,24 @@ class GINModel(nn.Module):
         self.shift.copy_(shift.reshape(self.input_shape))
         self.scale.copy_(scale.reshape(self.input_shape))
 
+    def set_linear_stage(self, matrix: Tensor) -> None:
+        """Store the fixed linear stage ``h -> matrix @ h``, rescaled to ``|det| = 1`` (volume-preserving)."""
+        if self.linear is None:
+            raise ValueError("this model has no linear stage; build it with linear_stage=True")
+        m = matrix.detach().double().reshape(self.dim, self.dim)
+        sign, logabsdet = torch.linalg.slogdet(m)
+        if sign == 0 or not torch.isfinite(logabsdet) or not torch.isfinite(m).all():
+            raise ValueError("the linear stage must be a finite invertible matrix")
+        self.linear.copy_(m * torch.exp(-logabsdet / self.dim))
+
+    def prepare(self, x: Tensor) -> Tensor:
+        """The fixed input transforms before the flow: standardisation, then the linear stage if any."""
+        h = (x - self.shift) / self.scale
+        return h if self.linear is None else h @ self.linear.T
+
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Return ``(w, log|det dw/dx|)`` for data ``x``, ``w`` flattened to ``(N, dim)``."""
-        w, log_det = self.flow((x - self.shift) / self.scale)
+        w, log_det = self.flow(self.prepare(x))
         return w.reshape(w.shape[0], -1), log_det - torch.log(self.scale).sum()
 
     def transform(self, x: Tensor) -> Tensor:
@@ -103,7 +125,10 @@ class GINModel(nn.Module):
 
     def inverse(self, w: Tensor) -> Tensor:
         """Data ``x = g^{-1}(w)`` for latents of shape ``(N, dim)``."""
-        return self.flow.inverse(w) * self.scale + self.shift
+        h = self.flow.inverse(w)
+        if self.linear is not None:
+            h = torch.linalg.solve(self.linear, h.T).T
+        return h * self.scale + self.shift
 
     def loss(self, x: Tensor, u: Tensor) -> Tensor:
         """Negative log-likelihood per dimension (paper Eq. 5), averaged over the batch.
@@ -111,7 +136,7 @@ class GINModel(nn.Module):
         The flow's own log-determinant (zero for GIN) is subtracted; the constant of the
         fixed standardisation is not, so the loss is in units of the standardised data.
         """
-        w, log_det = self.flow((x - self.shift) / self.scale)
+        w, log_det = self.flow(self.prepare(x))
         w = w.reshape(w.shape[0], -1)
         if self.stats == "trainable":
             log_sigma = self.log_sigma[u]
@@ -139,7 +164,8 @@ class GINModel(nn.Module):
 
     def describe(self) -> dict[str, Any]:
         """Everything needed to rebuild the model except the weights (all plain types)."""
-        desc = {"arch": self.arch, "n_classes": self.n_classes, "stats": self.stats, "classes": self.classes}
+        desc = {"arch": self.arch, "n_classes": self.n_classes, "stats": self.stats, "classes": self.classes,
+                "linear_stage": self.linear is not None}
         if self.feature_names is not None:
             desc["feature_names"] = list(self.feature_names)
         return desc
@@ -164,7 +190,8 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
     blob = safe_torch_load(Path(path), map_location=map_location)
     try:
         desc = blob["model"]
-        model = GINModel(desc["arch"], desc["n_classes"], stats=desc["stats"], classes=desc["classes"])
+        model = GINModel(desc["arch"], desc["n_classes"], stats=desc["stats"], classes=desc["classes"],
+                         linear_stage=desc.get("linear_stage", False))
         model.load_state_dict(blob["state_dict"])
         model.feature_names = desc.get("feature_names")
     except (KeyError, TypeError, RuntimeError) as err:

@@ -27,6 +27,7 @@ from ginmi.training import (
     SmallDataWarning,
     TrainConfig,
     check_resume,
+    fit_linear_stage,
     fit_standardization,
     resolve_device,
     schedule_note,
@@ -38,6 +39,7 @@ __all__ = [
     "VectorModelConfig",
     "check_features",
     "encode_labels",
+    "init_vector_model",
     "train_vector_model",
     "train_vector_models",
     "compute_latents",
@@ -59,6 +61,9 @@ class VectorModelConfig:
     clamp: float = option(2.0, "soft clamp of the coupling log-scales")
     stats: str = option("trainable", "class statistics: trainable (Eq. 5) or batch (Appendix C)", choices=STATS)
     standardize: bool = option(True, "standardise inputs robustly (median / MAD), stored in the model")
+    linear_stage: bool = option(True, "fit a volume-preserving linear map (|det| = 1) by the likelihood of Eq. 5 "
+                                      "before training the flow, stored in the model: undoes linear mixing the "
+                                      "couplings get stuck on (needs at least 2 x dims samples per class)")
 
     def __post_init__(self) -> None:
         for name in ("n_blocks", "width"):
@@ -111,6 +116,28 @@ def encode_labels(u: Any, n_samples: int, *, min_per_class: int = 2) -> tuple[np
     return idx.astype(np.int64), [c.item() if hasattr(c, "item") else c for c in classes]
 
 
+def init_vector_model(x: np.ndarray, u: np.ndarray, classes: Sequence[Any], model_config: VectorModelConfig,
+                      seed: int) -> tuple[GINModel, torch.Tensor, torch.Tensor]:
+    """A GIN model for vectors with everything fixed before training set from the data: the class prior,
+    the standardisation and the linear stage (each if configured). Returns the model and the data as tensors.
+
+    The linear stage is left at the identity when a class has fewer than ``2 * dims`` samples (its
+    covariance, which the fit needs, is then too poorly determined).
+    """
+    model = GINModel(model_config.arch(x.shape[1], seed), len(classes), stats=model_config.stats, classes=classes,
+                     linear_stage=model_config.linear_stage)
+    xt = torch.as_tensor(x, dtype=torch.float32)
+    ut = torch.as_tensor(u, dtype=torch.long)
+    counts = torch.bincount(ut, minlength=len(classes))
+    if model_config.standardize:
+        fit_standardization(model, xt)
+    with torch.no_grad():
+        model.log_prior.copy_(torch.log(counts.float() / len(ut)))
+    if model_config.linear_stage and int(counts.min()) >= 2 * x.shape[1]:
+        fit_linear_stage(model, torch.as_tensor(x), ut, seed=seed)
+    return model, xt, ut
+
+
 def train_vector_model(
     x: np.ndarray,
     u: np.ndarray,
@@ -125,18 +152,11 @@ def train_vector_model(
 
     ``callbacks`` (``on_step``, ``on_epoch``) are passed to :func:`ginmi.training.train`.
     """
-    model = GINModel(model_config.arch(x.shape[1], train_config.seed), len(classes),
-                     stats=model_config.stats, classes=classes)
+    model, xt, ut = init_vector_model(x, u, classes, model_config, train_config.seed)
     note = schedule_note(train_config, len(x), sum(p.numel() for p in model.parameters() if p.requires_grad),
                          x.shape[1])
     if note is not None:
         warnings.warn(note, SmallDataWarning, stacklevel=2)
-    xt = torch.as_tensor(x, dtype=torch.float32)
-    ut = torch.as_tensor(u, dtype=torch.long)
-    if model_config.standardize:
-        fit_standardization(model, xt)
-    with torch.no_grad():
-        model.log_prior.copy_(torch.log(torch.bincount(ut, minlength=len(classes)).float() / len(ut)))
     t0 = time.perf_counter()
     history = train(model, xt, ut, train_config, progress=progress, **callbacks)
     return model.cpu(), history, time.perf_counter() - t0
@@ -160,12 +180,7 @@ def train_vector_models(
     """
     models, xs, us = [], [], []
     for (x, u), seed in zip(datasets, seeds):
-        model = GINModel(model_config.arch(x.shape[1], seed), len(classes), stats=model_config.stats, classes=classes)
-        xt, ut = torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(u, dtype=torch.long)
-        if model_config.standardize:
-            fit_standardization(model, xt)
-        with torch.no_grad():
-            model.log_prior.copy_(torch.log(torch.bincount(ut, minlength=len(classes)).float() / len(ut)))
+        model, xt, ut = init_vector_model(x, u, classes, model_config, seed)
         models.append(model)
         xs.append(xt)
         us.append(ut)
