@@ -133,3 +133,21 @@ def test_auto_device_keeps_fused_networks_on_the_cpu(monkeypatch):
     assert training_device(TrainConfig(), vector).type == "cpu"
     assert training_device(TrainConfig(fused=False), vector).type == "cuda"
     assert training_device(TrainConfig(device="cuda"), vector).type == "cuda"
+
+
+@pytest.mark.parametrize("stats", ["trainable", "batch"])
+def test_loss_and_gradient_equal_autograd_with_a_linear_stage(stats):
+    model = _perturbed_model(5, 7, stats)
+    linear = GINModel(model.arch, 3, stats=stats, linear_stage=True).to(torch.float64)
+    linear.load_state_dict(model.state_dict(), strict=False)
+    g = torch.Generator().manual_seed(3)
+    linear.set_linear_stage(torch.randn(5, 5, generator=g, dtype=torch.float64))
+    x, u = 2 * torch.randn(40, 5, generator=g, dtype=torch.float64), torch.arange(40) % 3
+    params = [p for p in linear.parameters() if p.requires_grad]
+    loss = linear.loss(x, u)
+    assert loss.item() != pytest.approx(model.loss(x, u).item())  # the stage changes the function
+    expected = torch.autograd.grad(loss, params)
+    flat = _FlatParameters(params)
+    assert FusedStep(linear, flat.flat.data, flat.flat.grad)(x, u) == pytest.approx(loss.item(), rel=1e-12)
+    for p, e in zip(params, expected):
+        torch.testing.assert_close(p.grad, e, rtol=0, atol=1e-11 * max(float(t.abs().max()) for t in expected))

@@ -88,16 +88,22 @@ def test_standardization_is_part_of_the_model_and_inverse(tmp_path):
     torch.testing.assert_close(model.inverse(w), x, atol=1e-3, rtol=1e-4)
 
 
-def test_save_and_load_round_trip(tmp_path):
+@pytest.mark.parametrize("linear_stage", [False, True])
+def test_save_and_load_round_trip(tmp_path, linear_stage):
     x, u = _toy()
-    model = GINModel({"name": "vector", "dim": 4, "width": 8, "seed": 1}, 3, classes=["a", "b", "c"])
+    model = GINModel({"name": "vector", "dim": 4, "width": 8, "seed": 1}, 3, classes=["a", "b", "c"],
+                     linear_stage=linear_stage)
     fit_standardization(model, x)
+    if linear_stage:
+        model.set_linear_stage(torch.tensor([[2.0, 1, 0, 0], [0, 1, 0, 0], [0, 0, 1, 3], [0, 0, 0, 1]]))
     train(model, x, u, TrainConfig(epochs=1, batch_size=100), progress=False)
     path = tmp_path / "sub" / "model.pt"
     model.save(path)
     loaded = load_model(path)
     assert loaded.classes == ["a", "b", "c"] and loaded.stats == "trainable"
+    assert (loaded.linear is not None) == linear_stage
     torch.testing.assert_close(loaded.transform(x), model.transform(x))
+    torch.testing.assert_close(loaded.inverse(loaded.transform(x)), x, atol=1e-4, rtol=1e-4)
     assert not list(path.parent.glob(".*tmp"))  # no temporary files left
 
 

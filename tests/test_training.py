@@ -201,3 +201,29 @@ def test_train_many_in_threads_checkpoints_and_stops_on_ctrl_c(tmp_path):
     for k, (model, d) in enumerate(zip(cut, dirs)):  # each trial continues alone, exactly
         train(model, *data[k], replace(config, seed=k, resume=True), progress=False, checkpoint_dir=d)
         assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), whole[k].state_dict().values()))
+
+
+def test_linear_stage_undoes_a_rotation_and_preserves_volume():
+    import numpy as np
+
+    from ginmi.model import GINModel
+    from ginmi.tasks.identifiability import abs_correlation, mcc
+    from ginmi.training import fit_linear_stage
+
+    rng = np.random.default_rng(0)
+    u = rng.integers(0, 5, 4000)
+    latent = np.c_[rng.uniform(-5, 5, (5, 2))[u] + rng.uniform(0.5, 3, (5, 2))[u] * rng.standard_normal((4000, 2)),
+                   rng.standard_normal((4000, 4))]
+    q, r = np.linalg.qr(rng.standard_normal((6, 6)))
+    x = latent @ (q * np.sign(np.diag(r))).T
+    assert mcc(abs_correlation(x, latent), [0, 1]) < 0.95  # the rotation mixes
+    model = GINModel({"name": "vector", "dim": 6, "seed": 0}, 5, linear_stage=True)
+    fit_linear_stage(model, torch.as_tensor(x), torch.as_tensor(u))
+    h = model.prepare(torch.as_tensor(x, dtype=torch.float32)).double().numpy()
+    assert mcc(abs_correlation(h, latent), [0, 1]) > 0.995
+    assert abs(abs(torch.linalg.det(model.linear.double()).item()) - 1) < 1e-5
+    w = torch.as_tensor(x[:5], dtype=torch.float32)
+    torch.testing.assert_close(model.inverse(model.transform(w)), w, atol=1e-4, rtol=1e-4)
+    assert torch.all(model(w)[1] == 0)  # log-det: the stage and the GIN flow preserve volume
+    with pytest.raises(ValueError, match="no linear stage"):
+        fit_linear_stage(GINModel({"name": "vector", "dim": 6}, 5), torch.as_tensor(x), torch.as_tensor(u))
