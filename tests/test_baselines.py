@@ -47,3 +47,27 @@ def test_baselines_are_scored_like_the_trained_model():
     best = max(b["mcc"]["informative"] for b in base.values())
     assert added["mcc_informative"]["added"] == pytest.approx(0.99 - best)
     assert added["mcc_informative"]["best_baseline"] in BASELINES
+
+
+def test_fit_with_true_latents_reports_baselines_and_refuses_bad_ones(tmp_path, capsys):
+    from ginmi.cli import main
+
+    data = make_synthetic(600, seed=2, mixing=2.0)
+    good = tmp_path / "mixed.npz"
+    np.savez(good, x=data.x, u=data.u, latent=data.latent)
+    assert main(["fit", str(good), "--epochs", "2", "--out", str(tmp_path / "run"), "--no-progress",
+                 "--no-report"]) == 0
+    import json
+
+    r = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert r["true_informative"] == [0, 1]  # found by their label information
+    assert set(r["baselines"]) == set(BASELINES) and "mcc_informative" in r["value_added"]
+    assert "value added by training" in capsys.readouterr().out
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, x=data.x, u=data.u, latent=data.latent[:10])
+    assert main(["fit", str(bad), "--out", str(tmp_path / "bad-run"), "--no-progress"]) == 2
+    assert "'latent'" in capsys.readouterr().err
+    assert not (tmp_path / "bad-run").exists()
+    assert main(["fit", str(good), "--epochs", "1", "--n-informative", "3", "--out", str(tmp_path / "r3"),
+                 "--no-progress", "--no-report"]) == 0
+    assert json.loads((tmp_path / "r3" / "results.json").read_text())["true_informative"] == [0, 1, 2]

@@ -227,3 +227,19 @@ def test_linear_stage_undoes_a_rotation_and_preserves_volume():
     assert torch.all(model(w)[1] == 0)  # log-det: the stage and the GIN flow preserve volume
     with pytest.raises(ValueError, match="no linear stage"):
         fit_linear_stage(GINModel({"name": "vector", "dim": 6}, 5), torch.as_tensor(x), torch.as_tensor(u))
+
+
+def test_linear_stage_stays_the_identity_where_the_optimum_is_not_unique():
+    import numpy as np
+
+    from ginmi.model import GINModel
+    from ginmi.training import fit_linear_stage
+
+    # classes that differ only in their means (equal covariances): any rotation of a whitening is optimal
+    rng = np.random.default_rng(0)
+    u = np.arange(900) % 3
+    z = 2.5 * np.column_stack([np.cos(2 * np.pi * u / 3), np.sin(2 * np.pi * u / 3)])
+    x = np.column_stack([z + 0.4 * rng.standard_normal((900, 2)), rng.standard_normal((900, 2))])
+    model = GINModel({"name": "vector", "dim": 4}, 3, linear_stage=True)
+    fit_linear_stage(model, torch.as_tensor(x), torch.as_tensor(u))
+    torch.testing.assert_close(model.linear, torch.eye(4))

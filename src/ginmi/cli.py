@@ -43,12 +43,13 @@ def _synthetic_summary(r: dict[str, Any]) -> str:
     lines = [f"run folder: {r['run_dir']}",
              f"true informative latents {r['true_informative']} are recovered as w dims {r['informative_w_dims']}",
              f"{'criterion':<10}{'top-n dims':<14}{'correct':<9}{'selected':<18}threshold"]
-    for name in ("mi", "var"):
+    for name in ("mi", "var", "var_std"):
         c, rec = r["criteria"][name], r["recovery"][name]
         lines.append(f"{name.upper():<10}{str(rec['top_n']):<14}{str(rec['top_n_correct']):<9}"
                      f"{str(c['selected']):<18}{c['reason']}")
     lines.append(f"MCC informative {r['mcc']['informative']:.3f}, all {r['mcc']['all']:.3f}; "
                  f"training {r['timing']['train_seconds']:.1f} s, total {r['timing']['total_seconds']:.1f} s")
+    lines.append(_baselines_line(r))
     if r.get("variants"):
         header, rows = synthetic_summary(r)
         width = max(len(row[0]) for row in rows) + 2
@@ -62,14 +63,26 @@ def _synthetic_summary(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _baselines_line(r: dict[str, Any]) -> str:
+    """The trained flow's MCC on the informative latents beside the baselines' and the value added."""
+    added = r["value_added"]["mcc_informative"]
+    return ("baselines, MCC informative: " + ", ".join(f"{name} {b['mcc']['informative']:.3f}"
+                                                      for name, b in r["baselines"].items())
+            + f"; value added by training {added['added']:+.3f} (vs {added['best_baseline']})")
+
+
 def _report_summary(r: dict[str, Any]) -> str:
     return f"wrote {r['report']} ({r['figures_redrawn']} figures redrawn)"
 
 
 def _fit_summary(r: dict[str, Any]) -> str:
     mi, var = r["criteria"]["mi"], r["criteria"]["var"]
-    return (f"run folder: {r['run_dir']}\nMI selects dims {mi['selected']} ({mi['reason']})\n"
+    text = (f"run folder: {r['run_dir']}\nMI selects dims {mi['selected']} ({mi['reason']})\n"
             f"VAR selects dims {var['selected']} ({var['reason']})\ntraining {r['timing']['train_seconds']:.1f} s")
+    if "value_added" in r:
+        text += (f"\ntrue latents {r['true_informative']} -> w dims {r['informative_w_dims']}: MCC informative "
+                 f"{r['mcc']['informative']:.3f}, all {r['mcc']['all']:.3f}\n" + _baselines_line(r))
+    return text
 
 
 def _transform_summary(r: dict[str, Any]) -> str:
