@@ -50,3 +50,58 @@ def test_figure_folder_renders_every_queued_figure_even_when_the_child_fails(tmp
     for path in written:
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert folder.render() == written  # an empty queue draws nothing more
+
+
+def _overlap(a, b) -> bool:
+    return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
+
+
+def _scatter_axes(fig):
+    return [ax for ax in fig.axes if any(type(c).__name__ == "PathCollection" for c in ax.collections)]
+
+
+def test_scatter_panels_have_axis_labels_and_a_class_legend():
+    rng = np.random.default_rng(0)
+    w, u = rng.normal(size=(200, 5)), np.repeat([0, 1, 2, 3], 50)
+    figs = [plots.projections(w, u, [(0, 1), (2, 3)], "latent", axis_label="latent dim"),
+            plots.criteria_figure(w, u, rng.random(5), rng.random(5)),
+            plots.ood_latent_figure(w, u, 3 * rng.normal(size=(100, 5)), (0, 1))]
+    for fig in figs:
+        panels = _scatter_axes(fig)
+        assert panels
+        for ax in panels:
+            assert ax.get_xlabel() and ax.get_ylabel(), ax.get_title()
+        legends = [[t.get_text() for t in ax.get_legend().get_texts()] for ax in panels if ax.get_legend()]
+        assert legends and all(f"class {c}" in legends[0] for c in range(4))
+        plt.close(fig)
+
+
+def test_outliers_have_a_colour_no_class_has():
+    rng = np.random.default_rng(0)
+    u = np.arange(200) % 10
+    fig = plots.ood_latent_figure(rng.normal(size=(200, 2)), u, 3 * rng.normal(size=(100, 2)), (0, 1))
+    ax = fig.axes[0]
+    outliers = ax.collections[-1]
+    colour = np.concatenate([outliers.get_facecolors()[:, :3], outliers.get_edgecolors()[:, :3]])
+    classes = np.asarray(plt.get_cmap("tab10").colors)
+    distance = np.linalg.norm(colour[:, None, :] - classes[None, :, :], axis=-1)
+    assert distance.min() > 0.3, "outliers drawn in (nearly) a class colour"
+    assert any("outlier" in t.get_text() for t in ax.get_legend().get_texts())
+    plt.close(fig)
+
+
+def test_figure_titles_do_not_overlap_panel_titles():
+    rng = np.random.default_rng(0)
+    w, u = rng.normal(size=(300, 4)), np.repeat([0, 1, 2], 100)
+    figs = [plots.projections(w, u, [(0, 1), (2, 3)], "latent (z, eps) (Fig. 1)"),
+            plots.curves_vs_k({"main": {"mi": rng.random((2, 4))}, "low-noise": {"mi": rng.random((2, 4))}},
+                              "test accuracy", title="Bayes classification with the top-k dims (Fig. 4)"),
+            plots.all_projections(w, u, "all 2-D projections of the learned w (Fig. 14)", panel=40)]
+    for fig in figs:
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        top = fig._suptitle.get_window_extent(renderer)
+        for ax in fig.axes:
+            assert not _overlap(top, ax.title.get_window_extent(renderer)), fig._suptitle.get_text()
+            assert not _overlap(top, ax.get_tightbbox(renderer)), fig._suptitle.get_text()
+        plt.close(fig)

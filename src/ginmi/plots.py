@@ -110,19 +110,45 @@ def _thin(n: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).permutation(n)[: min(n, _MAX_POINTS)]
 
 
-def _scatter(ax: plt.Axes, a: np.ndarray, b: np.ndarray, u: np.ndarray, title: str, size: float = 2.0) -> None:
+OUTLIER_STYLE = {"c": "k", "marker": "x", "s": 6.0, "linewidths": 0.6}
+"""Outliers are black crosses: no class colour (tab10) is black."""
+
+
+def _scatter(ax: plt.Axes, a: np.ndarray, b: np.ndarray, u: np.ndarray, title: str, size: float = 2.0, *,
+             xlabel: str = "", ylabel: str = "", legend: bool = True) -> None:
+    """Points coloured by class index (tab10), axis labels, and a legend naming each class shown."""
     idx = _thin(len(a))
+    u = np.asarray(u)
     ax.scatter(a[idx], b[idx], c=u[idx], cmap="tab10", s=size, vmin=0, vmax=9, linewidths=0)
     ax.set_title(title, fontsize=9)
+    ax.set_xlabel(xlabel, fontsize=8)
+    ax.set_ylabel(ylabel, fontsize=8)
     ax.tick_params(labelsize=7)
+    if legend:
+        _class_legend(ax, u)
 
 
-def projections(values: np.ndarray, u: np.ndarray, pairs: Sequence[tuple[int, int]], title: str) -> Figure:
-    """2-D projections of ``values`` onto the given dimension pairs, coloured by label (Figs. 1-2)."""
-    fig, axes = plt.subplots(1, len(pairs), figsize=(3.2 * len(pairs), 3.2), squeeze=False)
-    for ax, (i, j) in zip(axes[0], pairs):
-        _scatter(ax, values[:, i], values[:, j], u, f"projection on dims ({i}, {j})")
-    fig.suptitle(title)
+def _class_legend(ax: plt.Axes, u: np.ndarray, max_classes: int = 10, **extra: Any) -> None:
+    """A legend with one tab10 dot per class (the first ``max_classes``) plus the ``extra`` handles."""
+    from matplotlib.lines import Line2D
+
+    colours = plt.get_cmap("tab10").colors
+    classes = np.unique(np.asarray(u).astype(int))[:max_classes]
+    handles = [Line2D([], [], ls="", marker="o", ms=4, color=colours[min(max(c, 0), 9)], label=f"class {c}")
+               for c in classes]
+    handles += [Line2D([], [], ls="", label=label, **style) for label, style in extra.items()]
+    ax.legend(handles=handles, fontsize=6, loc="best", framealpha=0.7, handletextpad=0.2, borderpad=0.3)
+
+
+def projections(values: np.ndarray, u: np.ndarray, pairs: Sequence[tuple[int, int]], title: str,
+                axis_label: str = "dim") -> Figure:
+    """2-D projections of ``values`` onto the given dimension pairs, coloured by label (Figs. 1-2);
+    the axes are labelled ``f"{axis_label} {i}"``."""
+    fig, axes = plt.subplots(1, len(pairs), figsize=(3.2 * len(pairs), 3.4), squeeze=False, layout="constrained")
+    for n, (ax, (i, j)) in enumerate(zip(axes[0], pairs)):
+        _scatter(ax, values[:, i], values[:, j], u, f"projection on dims ({i}, {j})",
+                 xlabel=f"{axis_label} {i}", ylabel=f"{axis_label} {j}", legend=n == 0)
+    fig.suptitle(title, fontsize=10)
     return fig
 
 
@@ -144,7 +170,8 @@ def all_projections(values: np.ndarray, u: np.ndarray, title: str, panel: int = 
     lo, hi = v.min(0), v.max(0)
     pix = np.floor((v - lo) / np.where(hi > lo, hi - lo, 1.0) * (panel - 2)).astype(int)
     rgb = np.asarray(plt.get_cmap("tab10").colors)[np.asarray(u)[idx] % 10]
-    fig, ax = plt.subplots(figsize=(1.9 * cols, 1.9 * cols * canvas.shape[0] / canvas.shape[1] + 0.5))
+    fig, ax = plt.subplots(figsize=(1.9 * cols, 1.9 * cols * canvas.shape[0] / canvas.shape[1] + 0.5),
+                           layout="constrained")
     for n, (i, j) in enumerate(pairs):
         top, left = (n // cols) * cell_h + label, (n % cols) * cell_w
         canvas[top:top + panel, left:left + panel] = 0.97  # panel background
@@ -193,10 +220,12 @@ def criteria_figure(
     fig, axes = plt.subplots(1, 4, figsize=(15, 3.4))
     v = np.argsort(-var_scores, kind="stable")[:2]
     m = np.argsort(-mi_scores, kind="stable")[:2]
-    _scatter(axes[0], w[:, v[0]], w[:, v[1]], u, f"(a) top-2 by VAR: dims {v[0]}, {v[1]}")
+    _scatter(axes[0], w[:, v[0]], w[:, v[1]], u, f"(a) top-2 by VAR: dims {v[0]}, {v[1]}",
+             xlabel=f"w_{v[0]}", ylabel=f"w_{v[1]}")
     _decay(axes[1], var_scores, true_var, "standard deviation")
     axes[1].set_title("(b) std decay", fontsize=9)
-    _scatter(axes[2], w[:, m[0]], w[:, m[1]], u, f"(c) top-2 by MI: dims {m[0]}, {m[1]}")
+    _scatter(axes[2], w[:, m[0]], w[:, m[1]], u, f"(c) top-2 by MI: dims {m[0]}, {m[1]}",
+             xlabel=f"w_{m[0]}", ylabel=f"w_{m[1]}")
     _decay(axes[3], mi_scores, true_mi, "I(w_i; u) [nats]", band=mi_band, null_level=mi_null)
     axes[3].set_title("(d) MI decay", fontsize=9)
     fig.tight_layout()
@@ -322,7 +351,8 @@ def curves_vs_k(panels: dict[str, dict[str, np.ndarray]], ylabel: str, *,
     ``bounds[name]`` (one value per trial) is drawn as a dashed line with its range (Fig. 4's
     asymptotic bound).
     """
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6 if title else 3.4), squeeze=False,
+                             layout="constrained")  # constrained layout keeps the suptitle above the panel titles
     for ax, (name, curves) in zip(axes[0], panels.items()):
         for order, values in curves.items():
             values = np.atleast_2d(values)
@@ -339,7 +369,6 @@ def curves_vs_k(panels: dict[str, dict[str, np.ndarray]], ylabel: str, *,
         ax.legend(fontsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
     return fig
 
 
@@ -388,9 +417,11 @@ def sorted_scores_spread(panels: dict[str, dict[str, np.ndarray]], true: dict[st
     return fig
 
 
-def correlation_heatmaps(matrices: Sequence[np.ndarray], titles: Sequence[str]) -> Figure:
+def correlation_heatmaps(matrices: Sequence[np.ndarray], titles: Sequence[str], *,
+                         ylabel: str = "true latent (z, eps) dim", row_names: Sequence[str] | None = None) -> Figure:
     """|correlation| between true latents (rows) and learned ``w`` (columns), one panel per
-    trained model (paper Fig. 9). ``matrices[i]`` has rows = dims of ``w``, columns = true latents."""
+    trained model (paper Fig. 9). ``matrices[i]`` has rows = dims of ``w``, columns = true latents
+    (or what ``ylabel`` names, e.g. the input features, with ``row_names`` as tick labels)."""
     n = len(matrices)
     fig, axes = plt.subplots(1, n, figsize=(3.3 * n + 0.8, 3.3), squeeze=False)
     im = None
@@ -398,8 +429,10 @@ def correlation_heatmaps(matrices: Sequence[np.ndarray], titles: Sequence[str]) 
         corr = np.asarray(corr).T
         im = ax.imshow(corr, vmin=0, vmax=1, cmap="viridis")
         ax.set_xlabel("learned w dim", fontsize=8)
-        ax.set_ylabel("true latent (z, eps) dim", fontsize=8)
+        ax.set_ylabel(ylabel, fontsize=8)
         ax.set_xticks(range(corr.shape[1])), ax.set_yticks(range(corr.shape[0]))
+        if row_names is not None and len(row_names) == corr.shape[0]:
+            ax.set_yticklabels([str(r) for r in row_names])
         ax.tick_params(labelsize=6)
         ax.set_title(title, fontsize=8)
     if im is not None:
@@ -409,12 +442,14 @@ def correlation_heatmaps(matrices: Sequence[np.ndarray], titles: Sequence[str]) 
 
 def ood_latent_figure(normal: np.ndarray, u: np.ndarray, outlier: np.ndarray, dims: tuple[int, int] = (0, 1)
                       ) -> Figure:
-    """Paper Fig. 5 (left): normal latents (coloured by label) and outliers (red) on the informative dims."""
-    fig, ax = plt.subplots(figsize=(4.2, 4.0))
+    """Paper Fig. 5 (left): normal latents (coloured by label) and outliers (black crosses, a colour no
+    class has) on the informative dims."""
+    fig, ax = plt.subplots(figsize=(4.6, 4.2))
     i, j = dims
-    _scatter(ax, normal[:, i], normal[:, j], u, f"latent dims ({i}, {j}): normal and outliers")
+    _scatter(ax, normal[:, i], normal[:, j], u, f"latent dims ({i}, {j}): normal and outliers",
+             xlabel=f"latent dim {i}", ylabel=f"latent dim {j}", legend=False)
     idx = _thin(len(outlier), 1)
-    ax.scatter(outlier[idx, i], outlier[idx, j], c="red", s=2.0, linewidths=0, label="outliers (Eq. 17)")
-    ax.legend(fontsize=7, markerscale=4)
+    ax.scatter(outlier[idx, i], outlier[idx, j], **OUTLIER_STYLE)
+    _class_legend(ax, u, **{"outliers (Eq. 17)": {"color": "k", "marker": "x", "ms": 4}})
     fig.tight_layout()
     return fig
