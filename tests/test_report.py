@@ -61,8 +61,22 @@ def test_report_renders_in_headless_chromium(run):
             assert driver.find_elements("css selector", f"table#{table_id}"), f"table {table_id} missing"
         claim_rows = driver.find_elements("css selector", "table#claims tbody tr")
         assert len(claim_rows) == len(reported_results()["synthetic"]["claims"])
+        # the verdict cells: each row's verdict is the one its rule gives, shown in its row's colour
+        expected = evaluate_claims(json.loads((run / "results.json").read_text()))
+        header = [th.text for th in driver.find_elements("css selector", "table#claims thead th")]
+        column = header.index("verdict")
+        colours = {HOLDS: "rgb(227, 245, 225)", DOES_NOT_HOLD: "rgb(251, 227, 227)", NOT_EVALUATED: "rgb(244, 244, 244)"}
+        for row, claim in zip(claim_rows, expected):
+            cells = row.find_elements("tag name", "td")
+            assert cells[column].text == claim["verdict"] in colours, (cells[column].text, claim["claim"])
+            assert cells[0].text == claim["claim"]
+            assert row.value_of_css_property("background-color").replace("rgba", "rgb").startswith(
+                colours[claim["verdict"]][:-1]), claim["claim"]
+        counts = {v: sum(c["verdict"] == v for c in expected) for v in colours}
         text = driver.find_element("tag name", "body").text
-        assert "Bayes bound" in text and "holds" in text
+        assert (f"{counts[HOLDS]} hold, {counts[DOES_NOT_HOLD]} do not hold, {counts[NOT_EVALUATED]} not evaluated"
+                in text)
+        assert "Bayes bound" in text
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
@@ -209,3 +223,75 @@ def test_fit_runs_get_the_downstream_tasks_and_a_report(tmp_path, capsys):
     np.savez(tmp_path / "bad.npz", x=data.x[:5], u=np.full(5, 9))
     assert main([*args[:3], str(tmp_path / "bad.npz"), "--out", str(tmp_path / "bad")]) == 2
     assert "labels not seen in training" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
+
+_SYNTHETIC_ONLY = ("beside the true latents", "dashed: Bayes accuracy", "true latent (z, eps)", "Eq. 17 outliers")
+
+
+def test_fit_report_says_what_it_shows(tmp_path, capsys, monkeypatch):
+    """Without --test-data the accuracy is training accuracy, and the report says so; no caption of the
+    synthetic study; the feature correlation is labelled by the input features; stage lines on stderr."""
+    from ginmi import plots
+    from ginmi.data.synthetic import make_synthetic
+    from ginmi.pipelines.user import write_figures
+
+    data = make_synthetic(400, seed=3)
+    np.savez(tmp_path / "train.npz", x=data.x, u=data.u)
+    run = tmp_path / "run"
+    assert main(["fit", str(tmp_path / "train.npz"), "--epochs", "2", "--batch-size", "100", "--out", str(run)]) == 0
+    err = capsys.readouterr().err
+    assert err.index("scoring latents") < err.index("evaluating") < err.index("drawing figures")
+    results = json.loads((run / "results.json").read_text())
+    assert results["accuracy_vs_k"]["evaluated_on"] == "training data"
+    html = (run / "report.html").read_text()
+    assert "training accuracy vs k" in html and "test accuracy" not in html
+    assert "no estimate of the accuracy on new data" in html
+    assert not [s for s in _SYNTHETIC_ONLY if s in html]
+    assert "input features x (rows)" in html
+    # the figure itself: rows named by the input features, axis not called true latents
+    queued = {}
+    monkeypatch.setattr(plots.FigureFolder, "render", lambda self: queued.update({n: (m, a, k) for n, m, a, k in self._queue}))
+    write_figures(run, results)
+    make, args, kwargs = queued["feature_correlation.png"]
+    fig = make(*args, **kwargs)
+    assert "input feature" in fig.axes[0].get_ylabel()
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == results["data"]["feature_names"]
+    make, args, kwargs = queued["accuracy_vs_k.png"]
+    assert make(*args, **kwargs).axes[0].get_ylabel() == "training accuracy"
+
+
+def test_images_report_names_its_data_beside_the_papers(tmp_path):
+    """The paper's EMNIST numbers beside another dataset carry a caveat; quantities have names, not keys."""
+    from ginmi.pipelines.images import _paper_numbers
+
+    paper = _paper_numbers()
+    results = {
+        "command": "images",
+        "data": {"dataset": "fashion-mnist", "ood": "digits", "classes": list(range(10))},
+        "criteria": {"mi": {"order": [3, 1], "selected": [3], "reason": "top-k"},
+                     "var": {"order": [1, 3], "selected": [1], "reason": "top-k"}},
+        "accuracy_vs_k": {"ks": [1, 2], "mi": [0.5, 0.8], "var": [0.3, 0.7]},
+        "best_k": {"mi": 2, "var": 2}, "best_accuracy": {"mi": 0.8, "var": 0.7}, "auroc": {"mi": 0.7, "var": 0.6},
+        "fgsm": {"mi": {"0.001": {"pass_rate": 0.9}}},
+        "paper": paper,
+    }
+    (tmp_path / "figures").mkdir()
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    for name in ("decay.png", "accuracy_vs_k.png", "roc.png", "samples.png", "variation_00_0.png", "loss.png"):
+        fig = plt.figure(figsize=(1, 1))
+        fig.savefig(tmp_path / "figures" / name)
+        plt.close(fig)
+    html = write_report(tmp_path, results).read_text()
+    assert "Different data." in html and "EMNIST-digits" in html and "paper (EMNIST-digits)" in html
+    assert "this run (fashion-mnist)" in html
+    assert "fgsm.mi" not in html and "best_k.mi" not in html
+    assert "FGSM eta = 0.001, MI dims: pass rate (not rejected)" in html
+    assert not [s for s in _SYNTHETIC_ONLY if s in html]
+    assert html.count("fashion-mnist test images (normal) against digits (outliers)") == 1
+    # the paper's own dataset: no caveat
+    same = dict(results, data=dict(results["data"], dataset="emnist-digits"))
+    assert "Different data." not in write_report(tmp_path, same).read_text()

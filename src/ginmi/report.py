@@ -81,8 +81,8 @@ FIGURE_CAPTIONS = {
                          "VAR orders; dashed: Bayes accuracy of the true mixture on the true latents.",
     "auroc_vs_k.png": "Fig. 5 (right): AUROC of OOD detection by the density of the top-k dims.",
     "roc.png": "ROC curves of OOD detection with the top-n dims of each order.",
-    "ood_latent.png": "Fig. 5 (left): test latents (coloured by label) and the Eq. 17 outliers (red) on the "
-                      "informative dims.",
+    "ood_latent.png": "Fig. 5 (left): test latents (coloured by label) and the Eq. 17 outliers (black crosses) on "
+                      "the informative dims.",
     "all_pairs_latent.png": "Fig. 12: all 2-D projections of the latent (z, eps).",
     "all_pairs_data.png": "Fig. 13: all 2-D projections of the data x.",
     "all_pairs_w.png": "Fig. 14: all 2-D projections of the learned w.",
@@ -93,6 +93,48 @@ _FIGURE_PREFIX_CAPTIONS = {
     "criteria_": "Figs. 8, 10, 11: top-2 VAR and top-2 MI dims of w and the score decays",
     "loss": "training loss per epoch",
 }
+
+
+def _command_captions(results: dict[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
+    """Captions (by file name, by prefix) of the figures of ``fit`` and ``images`` runs, which show the
+    user's data or images, not the synthetic study's true latents; {} for ``synthetic``."""
+    command = results.get("command")
+    if command == "fit":
+        where = results.get("accuracy_vs_k", {}).get("evaluated_on", "training data")
+        on = ("the training data: training accuracy, no --test-data given" if where == "training data"
+              else f"the held-out file {where} (test accuracy)")
+        auroc = results.get("auroc_vs_k", {})
+        ood = f"{auroc.get('normal', where)} (normal) against {auroc.get('outliers', '--ood-data')} (outliers)"
+        k = results.get("roc", {}).get("k", "n")
+        return {
+            "accuracy_vs_k.png": f"accuracy of the Bayes classifier (Eq. 6) with the top-k dims of w in the MI and "
+                                 f"VAR orders, on {on}.",
+            "auroc_vs_k.png": f"AUROC of OOD detection by the density of the top-k dims of w: {ood}.",
+            "roc.png": f"ROC curves of OOD detection with the top-{k} dims of each order (k: the number MI "
+                       f"selects): {ood}.",
+            "criteria.png": "the 2 dims of w with the largest VAR score and with the largest MI (training data, "
+                            "coloured by label), and the sorted scores of every dim (no true latents in a fit run).",
+            "feature_correlation.png": "|correlation| between the learned w (columns) and the input features x "
+                                       "(rows) on the training data: which features each latent mixes.",
+        }, {"loss": "training loss per epoch"}
+    if command == "images":
+        data = results.get("data", {})
+        name, ood = data.get("dataset", "the training images"), data.get("ood", "the OOD images")
+        return {
+            "decay.png": f"as the paper's Fig. 6 (right), on {name}: MI and std of every latent, sorted "
+                         "(log rank); dashed: the best k of each order.",
+            "accuracy_vs_k.png": f"as the paper's Fig. 6 (left), on {name}: test accuracy of the Bayes classifier "
+                                 "with the top-k latents of the MI and VAR orders, on the k grid.",
+            "roc.png": f"as the paper's Fig. 7: ROC of OOD detection, {name} test images (normal) against {ood} "
+                       "(outliers), by the density of each order's best-k latents.",
+            "samples.png": f"samples of each class of {name}: the top-k MI latents drawn from the class Gaussian, "
+                           "the others at the class mean, decoded by the inverse flow.",
+        }, {"variation_": "one class's variation along each of its top MI latents, from mu - 3 sigma to "
+                          "mu + 3 sigma (rows: latents, columns: steps)",
+            "loss": "training loss per epoch"}
+    return {}, {}
+
+
 _FIGURE_ORDER = ["latent_projections", "data_projections", "criteria", "decay", "accuracy_vs_k", "auroc_vs_k",
                  "roc", "ood_latent", "correlation_", "criteria_", "all_pairs_", "loss"]
 
@@ -448,13 +490,51 @@ def _lookup(tree: Any, path: tuple[str, ...]) -> Any:
     return tree
 
 
+_QUANTITY_WORDS = {"mi": "MI", "var": "VAR", "var_std": "VAR(std)", "best_k": "best k (number of top latents)",
+                   "best_accuracy": "test accuracy at the best k", "auroc": "OOD AUROC with the best-k latents",
+                   "pass_rate": "pass rate (not rejected)", "error_rate_without_defence": "error rate without defence",
+                   "passed_error_rate": "error rate of the passed", "error_rate_with_defence": "error rate with defence"}
+
+
+def _quantity_label(path: Sequence[str]) -> str:
+    """A reader's name for a results path: ``fgsm.mi.0.001.pass_rate`` -> ``FGSM eta = 0.001, MI dims: pass
+    rate (not rejected)``, ``best_k.mi`` -> ``best k (number of top latents), MI``."""
+    words = [_QUANTITY_WORDS.get(p, p.replace("_", " ")) for p in path]
+    if len(path) == 4 and path[0] == "fgsm":
+        return f"FGSM eta = {path[2]}, {words[1]} dims: {words[3]}"
+    return ", ".join(words)
+
+
 def _paper_rows(results: dict[str, Any]) -> list[list[Any]]:
     rows = []
     for path, value in _leaves(results.get("paper", {})):
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             ours = _lookup(results, path)
-            rows.append([".".join(path), value, ours if isinstance(ours, (int, float)) else "n/a"])
+            rows.append([_quantity_label(path), value, ours if isinstance(ours, (int, float)) else "n/a"])
     return rows
+
+
+def _same_data(a: Any, b: Any) -> bool:
+    norm = lambda v: "".join(ch for ch in str(v).lower() if ch.isalnum())  # noqa: E731
+    return norm(a) == norm(b)
+
+
+def _paper_caveat(results: dict[str, Any]) -> tuple[str, str, str]:
+    """The paragraph above the paper's numbers and the two column names: it says which data each
+    side comes from, and warns when this run's data are not the paper's."""
+    paper, data = results.get("paper", {}), results.get("data", {})
+    theirs, ours = paper.get("dataset"), data.get("dataset")
+    if not theirs or not ours:
+        return "", "paper", "this run"
+    text = (f"The paper's numbers are for {theirs} (outliers: {paper.get('ood', 'n/a')}); this run's for {ours} "
+            f"(outliers: {data.get('ood', 'n/a')}).")
+    if not _same_data(theirs, ours):
+        text = (f"<b>Different data.</b> {_esc(text)} The paper reports nothing for {_esc(ours)}: its column is a "
+                "point of reference for the order of magnitude, not a number this run should reach, and a gap "
+                "is no verdict on the method.")
+    else:
+        text = _esc(text)
+    return f'<p class="caveat">{text}</p>', f"paper ({theirs})", f"this run ({ours})"
 
 
 def _curve_tables(results: dict[str, Any]) -> str:
@@ -463,6 +543,9 @@ def _curve_tables(results: dict[str, Any]) -> str:
         curves = results.get(key)
         if not isinstance(curves, dict):
             continue
+        where = curves.get("evaluated_on")
+        if key == "accuracy_vs_k" and where is not None:  # fit: the test file, else the training data
+            label = "training accuracy" if where == "training data" else "test accuracy"
         orders = [o for o in ("mi", "var") if isinstance(curves.get(o), list)]
         if not orders:
             continue
@@ -486,6 +569,14 @@ def _curve_tables(results: dict[str, Any]) -> str:
             bound = f"{b['mean']:.4f} ± {b['std']:.4f}" if b and b.get("n", 1) > 1 else f"{curves['bayes_bound']:.4f}"
             extra = f"<p>Bayes bound (true mixture on the true latents): {_esc(bound)}</p>"
         note = " (mean ± std over trials of the primary setting)" if agg.get(orders[0], {}).get("n", 1) > 1 else ""
+        if where == "training data":
+            extra += ("<p>Accuracy on the training data (no <code>--test-data</code> given): it rewards "
+                      "overfitting and is no estimate of the accuracy on new data.</p>")
+        elif where is not None:
+            extra += f"<p>Evaluated on {_esc(where)}.</p>"
+        if key == "auroc_vs_k" and "outliers" in curves:
+            extra += (f"<p>Normal: {_esc(curves.get('normal', ''))}; outliers: {_esc(curves['outliers'])} "
+                      f"({_esc(curves.get('n_outliers', ''))} samples).</p>")
         parts.append(f"<h3>{_esc(label)} vs k{_esc(note)}</h3>" + _table(header, rows, css_id=key) + extra)
     return "".join(parts)
 
@@ -508,7 +599,17 @@ def _figure_key(path: Path) -> tuple[int, str]:
     return len(_FIGURE_ORDER), path.name
 
 
-def _caption(path: Path) -> str:
+def _caption(path: Path, results: dict[str, Any] | None = None) -> str:
+    """The caption of a figure: the command's own (fit, images), else the synthetic study's."""
+    names, prefixes = _command_captions(results or {})
+    if results and results.get("command") in ("fit", "images"):
+        if path.name in names:
+            return names[path.name]
+        for prefix, text in prefixes.items():
+            if path.name.startswith(prefix):
+                rest = path.stem[len(prefix):].strip("_")
+                return f"{text}{f' ({rest})' if rest else ''}."
+        return path.stem.replace("_", " ")
     if path.name in FIGURE_CAPTIONS:
         return FIGURE_CAPTIONS[path.name]
     for prefix, text in _FIGURE_PREFIX_CAPTIONS.items():
@@ -518,13 +619,13 @@ def _caption(path: Path) -> str:
     return path.stem.replace("_", " ")
 
 
-def _figures_html(run_dir: Path) -> str:
+def _figures_html(run_dir: Path, results: dict[str, Any] | None = None) -> str:
     paths = sorted((run_dir / "figures").glob("*.png"), key=_figure_key) if (run_dir / "figures").is_dir() else []
     parts = []
     for path in paths:
         data = base64.b64encode(path.read_bytes()).decode("ascii")
         parts.append(f'<figure><img alt="{_esc(path.name)}" src="data:image/png;base64,{data}">'
-                     f"<figcaption><b>{_esc(path.name)}</b>: {_esc(_caption(path))}</figcaption></figure>")
+                     f"<figcaption><b>{_esc(path.name)}</b>: {_esc(_caption(path, results))}</figcaption></figure>")
     return "".join(parts) or "<p>No figures in this run folder.</p>"
 
 
@@ -555,8 +656,9 @@ def write_report(run_dir: str | Path, results: dict[str, Any] | None = None) -> 
                         "this run's numbers (held-out test sets; mean ± std over trials).</p>" + _claims_html(claims))
     paper_rows = _paper_rows(results)
     if paper_rows:
-        sections.append("<h2>The paper's numbers beside ours</h2>"
-                        + _table(["quantity", "paper", "this run"], paper_rows, css_id="paper"))
+        caveat, theirs, ours = _paper_caveat(results)
+        sections.append("<h2>The paper's numbers beside ours</h2>" + caveat
+                        + _table(["quantity", theirs, ours], paper_rows, css_id="paper"))
     added = value_added_rows(results)
     if added:
         n = _n_inf(results)
@@ -584,7 +686,7 @@ def write_report(run_dir: str | Path, results: dict[str, Any] | None = None) -> 
     criteria = _criteria_table(results)
     if curves or criteria:
         sections.append("<h2>Selection and downstream tasks</h2>" + criteria + curves)
-    sections.append("<h2>Figures</h2>" + _figures_html(run_dir))
+    sections.append("<h2>Figures</h2>" + _figures_html(run_dir, results))
     if isinstance(results.get("config"), dict):
         sections.append("<h2>Configuration</h2>"
                         + _table(["option", "value"], [[k, v] for k, v in results["config"].items()], "config"))

@@ -48,6 +48,7 @@ __all__ = [
     "release_run_dir",
     "environment",
     "write_run_config",
+    "stage",
 ]
 
 
@@ -304,6 +305,14 @@ def release_run_dir(path: str | os.PathLike) -> None:
             lock.unlink()
     except (OSError, ValueError, IndexError):
         pass
+
+
+def stage(message: str, enabled: bool = True) -> None:
+    """One short line on stderr naming the step that starts now (``ginmi: scoring latents ...``), so that
+    the long steps without a progress bar (scoring, evaluation, figures) are not silent; only with
+    progress on, and only on the main process."""
+    if enabled and distributed.is_main_process():
+        print(f"ginmi: {message} ...", file=sys.stderr, flush=True)
 
 
 def environment(device: str = "auto") -> dict[str, Any]:

@@ -23,6 +23,7 @@ from ginmi.pipelines.common import (
     environment,
     make_run_dir,
     release_run_dir,
+    stage,
     train_vector_model,
     write_run_config,
 )
@@ -167,8 +168,9 @@ def write_figures(run_dir: str | Path, results: dict[str, Any]) -> list[Path]:
     crit = results["criteria"]
     if "accuracy_vs_k" in results:
         curves = {o: np.array([results["accuracy_vs_k"][o]]) for o in ("mi", "var")}
-        add("accuracy_vs_k.png", plots.curves_vs_k, {f"on {results['accuracy_vs_k']['evaluated_on']}": curves},
-            "accuracy")
+        where = results["accuracy_vs_k"]["evaluated_on"]
+        add("accuracy_vs_k.png", plots.curves_vs_k, {f"on {where}": curves},
+            "training accuracy" if where == "training data" else "test accuracy")
     if "auroc_vs_k" in results:
         curves = {o: np.array([results["auroc_vs_k"][o]]) for o in ("mi", "var")}
         add("auroc_vs_k.png", plots.curves_vs_k, {"OOD detection": curves}, "AUROC")
@@ -178,7 +180,8 @@ def write_figures(run_dir: str | Path, results: dict[str, Any]) -> list[Path]:
             {f"{o.upper()} top-{k}": np.array([results["auroc_vs_k"][o][k - 1]]) for o in ("mi", "var")})
     if "feature_correlation" in results:
         add("feature_correlation.png", plots.correlation_heatmaps, [np.asarray(results["feature_correlation"])],
-            ["|corr(w, x)|"])
+            ["|corr(w, x)|, training data"], ylabel="input feature of x",
+            row_names=results.get("data", {}).get("feature_names"))
     if results["training"]["epoch_loss"]:
         add("loss.png", plots.loss_curve, results["training"]["epoch_loss"])
     cfg = results["config"]
@@ -213,8 +216,11 @@ def run_fit(config: FitConfig) -> dict[str, Any]:
                                                             **log.callbacks())
     model.feature_names = names
     model.save(run_dir / "model.pt")
+    stage("scoring latents (MI, VAR)", config.progress)
     w = compute_latents(model, x)
     criteria = score_criteria(w, u, config.selection, seed=config.train.seed, model=model)
+    stage("evaluating (classification" + (", OOD detection" if "ood" in files else "")
+          + (", baselines" if informative is not None else "") + ")", config.progress)
     results: dict[str, Any] = {
         "command": "fit",
         "config": flatten(config),
@@ -228,6 +234,7 @@ def run_fit(config: FitConfig) -> dict[str, Any]:
         "timing": {"train_seconds": train_seconds},
         "environment": environment(str(training_device(config.train, model))),
     }
+    stage("drawing figures", config.progress)
     write_figures(run_dir, results)
     results["timing"]["total_seconds"] = time.perf_counter() - t_start
     atomic_write_json(run_dir / "results.json", results)
