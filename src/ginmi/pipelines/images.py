@@ -29,7 +29,8 @@ from ginmi.data.images import IMAGE_DATASETS, ImageData, check_pixel_range, held
 from ginmi.io import atomic_write_json
 from ginmi.logging_utils import LogConfig, MetricsLogger
 from ginmi.model import STATS, GINModel, load_model
-from ginmi.pipelines.common import compute_latents, encode_labels, environment, make_run_dir, write_run_config
+from ginmi.pipelines.common import (compute_latents, encode_labels, environment, make_run_dir, stage,
+                                    write_run_config)
 from ginmi.selection import Selection, SelectionConfig, mi_scores, select, var_scores
 from ginmi.tasks.adversarial import check_images, evaluate_defence
 from ginmi.tasks.baselines import image_baselines
@@ -334,12 +335,14 @@ def run_images(config: ImagesConfig) -> dict[str, Any]:
         model.save(run_dir / "model.pt")
     model.eval()
 
+    stage(f"computing latents of {len(data.train_x) + len(data.test_x) + len(data.ood_x)} images", config.progress)
     t0 = time.perf_counter()
     w_train = compute_latents(model, data.train_x, batch_size=1000)
     w_test = compute_latents(model, data.test_x, batch_size=1000)
     w_ood = compute_latents(model, data.ood_x, batch_size=1000)
     timing["latent_seconds"] = time.perf_counter() - t0
 
+    stage("scoring latents (MI, VAR)", config.progress)
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
     n_mi = len(w_train) if config.mi_samples is None else min(config.mi_samples, len(w_train))
@@ -348,6 +351,7 @@ def run_images(config: ImagesConfig) -> dict[str, Any]:
     var = var_scores(w_train, data.train_y, config.selection.var_kind)
     timing["score_seconds"] = time.perf_counter() - t0
 
+    stage("evaluating classification and OOD detection vs k", config.progress)
     t0 = time.perf_counter()
     dim = w_train.shape[1]
     ks = sorted({min(int(k), dim) for k in config.k_grid})
@@ -370,6 +374,7 @@ def run_images(config: ImagesConfig) -> dict[str, Any]:
         roc_tpr[name] = np.interp(fpr_grid, fpr, tpr).tolist()
     timing["task_seconds"] = time.perf_counter() - t0
 
+    stage("evaluating FGSM attacks and the defence", config.progress)
     t0 = time.perf_counter()
     fgsm = {name: evaluate_defence(model, data.test_x, data.test_y, sel.selected.tolist(), config.etas,
                                    k=config.defence_k)
@@ -378,6 +383,7 @@ def run_images(config: ImagesConfig) -> dict[str, Any]:
 
     baselines = None
     if config.baselines:
+        stage("fitting the baselines (LDA, logistic regression, PCA + QDA)", config.progress)
         t0 = time.perf_counter()
         baselines = image_baselines(data.train_x, data.train_y, data.test_x, data.test_y, data.ood_x, seed=seed)
         timing["baseline_seconds"] = time.perf_counter() - t0
@@ -404,6 +410,7 @@ def run_images(config: ImagesConfig) -> dict[str, Any]:
         "timing": timing,
         "environment": environment(config.train.device),
     }
+    stage("drawing figures", config.progress)
     t0 = time.perf_counter()
     write_figures(run_dir, results, model)
     timing["figure_seconds"] = time.perf_counter() - t0
