@@ -140,3 +140,15 @@ def test_trials_trained_together_equal_trials_trained_one_by_one(tmp_path):
     for ta, tb in zip(a, b):
         np.testing.assert_allclose(ta["training"]["epoch_loss"], tb["training"]["epoch_loss"], rtol=1e-4)
         np.testing.assert_allclose(ta["criteria"]["mi"]["scores"], tb["criteria"]["mi"]["scores"], atol=2e-3)
+
+
+def test_evaluation_and_figures_are_announced(tmp_path, capsys):
+    """With progress on, the evaluation of each trial and the drawing of the figures print a stage line."""
+    from ginmi.cli import main as cli_main
+
+    args = ["synthetic", "--n-samples", "300", "--n-test", "100", "--epochs", "1", "--batch-size", "100",
+            "--no-report", "--out", str(tmp_path / "run")]
+    assert cli_main(args) == 0
+    err = capsys.readouterr().err
+    evaluating, drawing = err.find("ginmi: evaluating main trial 0"), err.find("ginmi: drawing figures")
+    assert -1 < evaluating < drawing, err[-2000:]

@@ -52,6 +52,7 @@ from ginmi.pipelines.common import (
     compute_latents,
     environment,
     make_run_dir,
+    stage,
     train_vector_model,
     train_vector_models,
     write_run_config,
@@ -335,6 +336,7 @@ def _finish_trial(config: SyntheticConfig, run_dir: Path, variant: str, trial: i
     seed = config.train.seed + trial
     model_path = "model.pt" if primary else f"models/{variant}-trial{trial}.pt"
     model.save(run_dir / model_path)
+    stage(f"evaluating {variant} trial {trial} (scores, classification, OOD detection, baselines)", config.progress)
     t0 = time.perf_counter()
     test = make_test_sets(data, config.n_test, seed)
     result: dict[str, Any] = {"variant": variant, "trial": trial, "seed": seed, "model": model_path, **settings}
@@ -435,6 +437,7 @@ def run_synthetic(config: SyntheticConfig) -> dict[str, Any]:
     from ginmi.report import evaluate_claims  # the report module reads results; import late (no cycle)
 
     results["claims"] = evaluate_claims(results)
+    stage("drawing figures", config.progress)
     t0 = time.perf_counter()
     write_figures(run_dir, results)
     results["timing"]["figure_seconds"] = time.perf_counter() - t0
@@ -518,8 +521,10 @@ def write_figures(run_dir: str | Path, results: dict[str, Any]) -> list[Path]:
     noise = [d for d in range(data.latent.shape[1]) if d not in data.informative]
     pairs = [(0, 1) if n_inf >= 2 else (0, noise[0]), (0, noise[0]),
              (noise[0], 1 if n_inf >= 2 else noise[1]), (noise[0], noise[1])]
-    add("latent_projections.png", plots.projections, data.latent, data.u, pairs, "latent (z, eps) (Fig. 1)")
-    add("data_projections.png", plots.projections, data.x, data.u, pairs, "data x = f(z, eps) (Fig. 2)")
+    add("latent_projections.png", plots.projections, data.latent, data.u, pairs, "latent (z, eps) (Fig. 1)",
+        axis_label="latent dim")
+    add("data_projections.png", plots.projections, data.x, data.u, pairs, "data x = f(z, eps) (Fig. 2)",
+        axis_label="x dim")
     test = make_test_sets(data, min(config.n_test, 2000), primary_trial["seed"])
     add("ood_latent.png", plots.ood_latent_figure, test.latent, test.u, test.latent_ood,
         tuple(data.informative[:2]) if n_inf >= 2 else (0, noise[0]))
