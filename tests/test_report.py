@@ -295,3 +295,23 @@ def test_images_report_names_its_data_beside_the_papers(tmp_path):
     # the paper's own dataset: no caveat
     same = dict(results, data=dict(results["data"], dataset="emnist-digits"))
     assert "Different data." not in write_report(tmp_path, same).read_text()
+
+
+def test_first_compile_of_the_fused_step_is_announced(tmp_path, capsys, monkeypatch):
+    """Before the fused kernels are loaded in a process, training says it compiles them (a slow first epoch)."""
+    from ginmi import fused
+    from ginmi.data.synthetic import make_synthetic
+
+    pytest.importorskip("numba")
+    data = make_synthetic(200, seed=3)
+    np.savez(tmp_path / "train.npz", x=data.x, u=data.u)
+    args = ["fit", str(tmp_path / "train.npz"), "--epochs", "1", "--batch-size", "100", "--no-report"]
+    monkeypatch.setattr(fused, "compiled", lambda: False)
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    assert "ginmi: compiling the fused training step" in capsys.readouterr().err
+    monkeypatch.undo()
+    assert fused.compiled()  # loaded now: no second announcement
+    assert main([*args, "--out", str(tmp_path / "b")]) == 0
+    assert "compiling" not in capsys.readouterr().err
+    assert main([*args, "--no-fused", "--out", str(tmp_path / "c")]) == 0
+    assert "compiling" not in capsys.readouterr().err

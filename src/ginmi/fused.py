@@ -49,7 +49,7 @@ try:
 except ImportError:  # pragma: no cover - exercised when numba is absent
     numba = None
 
-__all__ = ["supports", "FusedStep", "FlatAdam"]
+__all__ = ["supports", "compiled", "FusedStep", "FlatAdam"]
 
 _LOG_2PI = math.log(2 * math.pi)
 # Reassociation lets the batch reductions vectorise; no "nnan"/"ninf", so a diverging run still
@@ -61,6 +61,12 @@ _BLAS_MIN = 32 * 32  # layers with at least this many weights multiply with BLAS
 def _is_mlp(net: nn.Module) -> bool:
     kinds = (nn.Linear, nn.ReLU, nn.Linear, nn.ReLU, nn.Linear)
     return isinstance(net, nn.Sequential) and len(net) == 5 and all(isinstance(m, k) for m, k in zip(net, kinds))
+
+
+def compiled() -> bool:
+    """Whether this process has the fused kernels ready (compiled, or loaded from numba's cache): until then
+    the first training step compiles them, which takes about 20-30 s on the first run."""
+    return numba is not None and bool(_step.signatures) and bool(_adam.signatures)
 
 
 def supports(model: nn.Module) -> bool:

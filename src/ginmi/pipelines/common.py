@@ -33,6 +33,7 @@ from ginmi.training import (
     schedule_note,
     train,
     train_many,
+    training_device,
 )
 
 __all__ = [
@@ -158,6 +159,7 @@ def train_vector_model(
                          x.shape[1])
     if note is not None:
         warnings.warn(note, SmallDataWarning, stacklevel=2)
+    _announce_compile(model, train_config, progress)
     t0 = time.perf_counter()
     history = train(model, xt, ut, train_config, progress=progress, **callbacks)
     return model.cpu(), history, time.perf_counter() - t0
@@ -185,9 +187,20 @@ def train_vector_models(
         models.append(model)
         xs.append(xt)
         us.append(ut)
+    _announce_compile(models[0], train_config, progress)
     t0 = time.perf_counter()
     histories = train_many(models, xs, us, train_config, seeds=seeds, progress=progress, **train_options)
     return [m.cpu() for m in models], histories, time.perf_counter() - t0
+
+
+def _announce_compile(model: GINModel, train_config: TrainConfig, progress: bool) -> None:
+    """A stage line before training when the fused step will compile first (its first epoch is slow)."""
+    from ginmi import fused
+
+    if (progress and train_config.fused and not fused.compiled() and fused.supports(model)
+            and training_device(train_config, model).type == "cpu"):
+        stage("compiling the fused training step (about 20-30 s on the first run, then read from numba's cache; "
+              "the first epoch's time estimate includes it)")
 
 
 @torch.no_grad()
