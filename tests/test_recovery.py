@@ -21,8 +21,9 @@ def test_small_mixed_data_recovery_beats_every_baseline():
     test = make_test_sets(data, 1000, seed=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the small-data note
-        model, history, _ = train_vector_model(data.x, data.u, list(range(5)), SyntheticModelConfig(),
-                                               TrainConfig(epochs=20), progress=False)
+        model, history, _ = train_vector_model(data.x, data.u, list(range(5)),
+                                               SyntheticModelConfig(linear_stage=True), TrainConfig(epochs=20),
+                                               progress=False)
     trained = recovery(compute_latents(model, data.x), data.u, compute_latents(model, test.x), test.latent,
                        data.informative)
     baselines = baseline_recovery(model, data.x, data.u, test.x, test.latent, data.informative)

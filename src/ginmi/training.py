@@ -321,6 +321,9 @@ def fit_linear_stage(model: GINModel, x: Tensor, u: Tensor, *, restarts: int = 2
         raise ValueError("this model has no linear stage; build it with linear_stage=True")
     with torch.no_grad():
         h = ((x.reshape(len(x), -1).double() - model.shift.double()) / model.scale.double()).cpu()
+    # heavy tails must not dominate the class covariances: clip each feature to its 1%-99% range
+    low, high = torch.quantile(h, torch.tensor([0.01, 0.99], dtype=h.dtype), dim=0)
+    h = torch.minimum(torch.maximum(h, low), high)
     onehot = torch.nn.functional.one_hot(u.cpu(), model.n_classes).double()
     counts = onehot.sum(0)
     present = counts > 1
