@@ -74,6 +74,9 @@ def test_scatter_panels_have_axis_labels_and_a_class_legend():
         legends = [[t.get_text() for t in ax.get_legend().get_texts()] for ax in panels if ax.get_legend()]
         assert legends and all(f"class {c}" in legends[0] for c in range(4))
         plt.close(fig)
+    fig = plots.criteria_figure(w, u, rng.random(5), rng.random(5), class_names=["ant", "bee", "cat", "dog"])
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["ant", "bee", "cat", "dog"]
+    plt.close(fig)
 
 
 def test_outliers_have_a_colour_no_class_has():

@@ -258,6 +258,9 @@ def test_fit_report_says_what_it_shows(tmp_path, capsys, monkeypatch):
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == results["data"]["feature_names"]
     make, args, kwargs = queued["accuracy_vs_k.png"]
     assert make(*args, **kwargs).axes[0].get_ylabel() == "training accuracy"
+    make, args, kwargs = queued["criteria.png"]
+    legend = make(*args, **kwargs).axes[0].get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == [str(c) for c in results["data"]["classes"]]
 
 
 def test_images_report_names_its_data_beside_the_papers(tmp_path):

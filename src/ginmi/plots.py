@@ -115,7 +115,8 @@ OUTLIER_STYLE = {"c": "k", "marker": "x", "s": 6.0, "linewidths": 0.6}
 
 
 def _scatter(ax: plt.Axes, a: np.ndarray, b: np.ndarray, u: np.ndarray, title: str, size: float = 2.0, *,
-             xlabel: str = "", ylabel: str = "", legend: bool = True) -> None:
+             xlabel: str = "", ylabel: str = "", legend: bool = True,
+             class_names: Sequence[Any] | None = None) -> None:
     """Points coloured by class index (tab10), axis labels, and a legend naming each class shown."""
     idx = _thin(len(a))
     u = np.asarray(u)
@@ -125,17 +126,21 @@ def _scatter(ax: plt.Axes, a: np.ndarray, b: np.ndarray, u: np.ndarray, title: s
     ax.set_ylabel(ylabel, fontsize=8)
     ax.tick_params(labelsize=7)
     if legend:
-        _class_legend(ax, u)
+        _class_legend(ax, u, class_names=class_names)
 
 
-def _class_legend(ax: plt.Axes, u: np.ndarray, max_classes: int = 10, **extra: Any) -> None:
-    """A legend with one tab10 dot per class (the first ``max_classes``) plus the ``extra`` handles."""
+def _class_legend(ax: plt.Axes, u: np.ndarray, max_classes: int = 10, class_names: Sequence[Any] | None = None,
+                  **extra: Any) -> None:
+    """A legend with one tab10 dot per class (the first ``max_classes``; named ``class_names[c]``, else
+    ``class c``) plus the ``extra`` handles."""
     from matplotlib.lines import Line2D
 
     colours = plt.get_cmap("tab10").colors
     classes = np.unique(np.asarray(u).astype(int))[:max_classes]
-    handles = [Line2D([], [], ls="", marker="o", ms=4, color=colours[min(max(c, 0), 9)], label=f"class {c}")
-               for c in classes]
+    names = [str(class_names[c]) if class_names is not None and 0 <= c < len(class_names) else f"class {c}"
+             for c in classes]
+    handles = [Line2D([], [], ls="", marker="o", ms=4, color=colours[min(max(c, 0), 9)], label=name)
+               for c, name in zip(classes, names)]
     handles += [Line2D([], [], ls="", label=label, **style) for label, style in extra.items()]
     ax.legend(handles=handles, fontsize=6, loc="best", framealpha=0.7, handletextpad=0.2, borderpad=0.3)
 
@@ -215,17 +220,19 @@ def criteria_figure(
     *,
     mi_band: tuple[np.ndarray, np.ndarray] | None = None,
     mi_null: float | None = None,
+    class_names: Sequence[Any] | None = None,
 ) -> Figure:
-    """Paper Fig. 3: top-2 VAR features, std decay, top-2 MI features, MI decay."""
+    """Paper Fig. 3: top-2 VAR features, std decay, top-2 MI features, MI decay (``class_names[c]`` names
+    class index ``c`` in the legends)."""
     fig, axes = plt.subplots(1, 4, figsize=(15, 3.4))
     v = np.argsort(-var_scores, kind="stable")[:2]
     m = np.argsort(-mi_scores, kind="stable")[:2]
     _scatter(axes[0], w[:, v[0]], w[:, v[1]], u, f"(a) top-2 by VAR: dims {v[0]}, {v[1]}",
-             xlabel=f"w_{v[0]}", ylabel=f"w_{v[1]}")
+             xlabel=f"w_{v[0]}", ylabel=f"w_{v[1]}", class_names=class_names)
     _decay(axes[1], var_scores, true_var, "standard deviation")
     axes[1].set_title("(b) std decay", fontsize=9)
     _scatter(axes[2], w[:, m[0]], w[:, m[1]], u, f"(c) top-2 by MI: dims {m[0]}, {m[1]}",
-             xlabel=f"w_{m[0]}", ylabel=f"w_{m[1]}")
+             xlabel=f"w_{m[0]}", ylabel=f"w_{m[1]}", class_names=class_names)
     _decay(axes[3], mi_scores, true_mi, "I(w_i; u) [nats]", band=mi_band, null_level=mi_null)
     axes[3].set_title("(d) MI decay", fontsize=9)
     fig.tight_layout()

@@ -192,7 +192,7 @@ def write_figures(run_dir: str | Path, results: dict[str, Any]) -> list[Path]:
         u, _ = encode_labels(table.u, len(x))
         w = compute_latents(load_model(model_path), x)
         add("criteria.png", plots.criteria_figure, w, u, np.asarray(crit["var"]["scores"]),
-            np.asarray(crit["mi"]["scores"]))
+            np.asarray(crit["mi"]["scores"]), class_names=results.get("data", {}).get("classes"))
     return figures.render()
 
 
