@@ -277,6 +277,7 @@ def test_images_report_names_its_data_beside_the_papers(tmp_path):
         "best_k": {"mi": 2, "var": 2}, "best_accuracy": {"mi": 0.8, "var": 0.7}, "auroc": {"mi": 0.7, "var": 0.6},
         "fgsm": {"mi": {"0.001": {"pass_rate": 0.9}}},
         "paper": paper,
+        "timing": {"train_seconds": 3.5},
     }
     (tmp_path / "figures").mkdir()
     import matplotlib
@@ -291,7 +292,8 @@ def test_images_report_names_its_data_beside_the_papers(tmp_path):
     html = write_report(tmp_path, results).read_text()
     assert "Different data." in html and "EMNIST-digits" in html and "paper (EMNIST-digits)" in html
     assert "this run (fashion-mnist)" in html
-    assert "fgsm.mi" not in html and "best_k.mi" not in html
+    assert "fgsm.mi" not in html and "best_k.mi" not in html and "train_seconds" not in html
+    assert "<td>train seconds</td>" in html
     assert "FGSM eta = 0.001, MI dims: pass rate (not rejected)" in html
     assert not [s for s in _SYNTHETIC_ONLY if s in html]
     assert html.count("fashion-mnist test images (normal) against digits (outliers)") == 1

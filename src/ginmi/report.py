@@ -630,7 +630,7 @@ def _figures_html(run_dir: Path, results: dict[str, Any] | None = None) -> str:
 
 
 def _flat_numbers(tree: Any) -> list[list[Any]]:
-    return [[".".join(p), v] for p, v in _leaves(tree) if not isinstance(v, (list, dict))]
+    return [[_quantity_label(p), v] for p, v in _leaves(tree) if not isinstance(v, (list, dict))]
 
 
 def write_report(run_dir: str | Path, results: dict[str, Any] | None = None) -> Path:
