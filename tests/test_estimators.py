@@ -159,6 +159,20 @@ def test_informative_selector_errors():
         InformativeSelector().fit(x, np.linspace(0, 1, 60))
 
 
+@pytest.mark.parametrize("mi_estimator", ["knn", "sklearn"])
+def test_informative_selector_tiny_classes(mi_estimator):
+    """Issue 14: classes smaller than n_neighbors + 1 are scored as scikit-learn scores them (k = size - 1)."""
+    from sklearn.feature_selection import mutual_info_classif
+
+    rng = np.random.default_rng(1)
+    y = np.repeat([0, 1, 2, 3, 4], [3, 3, 2, 2, 1])
+    x = np.column_stack([rng.standard_normal(11), y + 0.1 * rng.standard_normal(11)])
+    sel = InformativeSelector(mi_estimator=mi_estimator, n_permutations=20).fit(x, y)
+    ref = mutual_info_classif(x, y, discrete_features=False, n_neighbors=3, random_state=0)
+    np.testing.assert_allclose(sel.scores_, ref, rtol=0, atol=1e-10)
+    assert sel.pvalues_.shape == (2,)
+
+
 def test_gin_transformer_input_errors():
     x, y = _data(n=60)
     with pytest.raises(ValueError, match="1 feature"):

@@ -127,6 +127,45 @@ def test_backends_agree():
     assert np.abs(a - b).max() < 1e-12
 
 
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("k", [3, 5])
+def test_tiny_classes_match_sklearn(backend, seed, k):
+    """Every class smaller than n_neighbors + 1: sklearn uses k = size - 1 per class, and so do we."""
+    rng = np.random.default_rng(seed)
+    sizes = np.r_[2, rng.integers(1, k + 1, 4)]  # 5 classes of 1..k samples, one of at least 2
+    u = rng.permutation(np.repeat(np.arange(5), sizes))
+    w = rng.standard_normal((u.size, 3)) + u[:, None] * [0.0, 1.0, 5.0]
+    assert np.bincount(u).max() < k + 1  # the case that used to be refused
+    ref = sklearn_mi(w, u, k, seed)
+    assert np.abs(mutual_information(w, u, n_neighbors=k, random_state=seed) - ref).max() < TOL
+
+
+def test_sklearn_int_vs_float_seeds_with_tiny_classes(backend):
+    """scikit-learn's int-vs-float test (X integer, 100 labels among 100 samples) on the seeds whose
+    largest class has fewer than 4 samples: values equal scikit-learn's, for int and float X alike."""
+    seeds = [13, 22, 25, 37, 49]
+    for seed in seeds:
+        rng = np.random.RandomState(seed)
+        x = rng.randint(100, size=(100, 10))
+        y = rng.randint(100, size=100)
+        assert np.bincount(y).max() < 4  # the case that used to be refused
+        ref = sklearn_mi(x.astype(np.float64), y, 3, seed)
+        ours_int = mutual_information(x, y, random_state=seed)
+        ours_float = mutual_information(x.astype(np.float64), y, random_state=seed)
+        assert np.abs(ours_int - ref).max() < TOL and np.abs(ours_float - ref).max() < TOL
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sklearn_options_example(backend, dtype):
+    """The data of scikit-learn's test_mutual_info_options: classes of 1, 2 and 2 samples."""
+    x = np.array([[0, 0, 0], [1, 1, 0], [2, 0, 1], [2, 0, 1], [2, 0, 1]], dtype=dtype)
+    y = np.array([0, 1, 2, 2, 1], dtype=dtype)
+    ref = mutual_info_classif(x, y, discrete_features=False, random_state=0)
+    assert np.abs(mutual_information(x, y, random_state=0) - ref).max() < TOL
+    p, null = permutation_pvalues(x, y, n_permutations=5, random_state=0)
+    assert p.shape == (3,) and null.shape == (5, 3)
+
+
 def test_doctest():
     assert doctest.testmod(mimod, raise_on_error=True).failed == 0
 
@@ -138,7 +177,7 @@ def test_doctest():
         (np.array([[0.0], [np.nan], [1.0], [2.0]]), [0, 0, 1, 1], {}, "NaN or inf"),
         (np.array([[0.0], [np.inf], [1.0], [2.0]]), [0, 0, 1, 1], {}, "NaN or inf"),
         (np.zeros((6, 2)), [0] * 6, {}, "single class"),
-        (np.arange(6.0), [0, 0, 0, 1, 1, 1], {}, "fewer than n_neighbors"),
+        (np.arange(6.0), [0, 1, 2, 3, 4, 5], {}, "single sample"),
         (np.arange(6.0), [0, 1, 0, 1, 0], {}, "same length"),
         (np.zeros((4, 2, 2)), [0, 0, 1, 1], {}, "2-D"),
         (np.arange(8.0), [0, 1] * 4, {"n_neighbors": 0}, "n_neighbors"),

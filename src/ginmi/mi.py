@@ -141,7 +141,8 @@ def _check_n_neighbors(n_neighbors: Any) -> int:
     return int(n_neighbors)
 
 
-def _encode_labels(u: ArrayLike, n_samples: int, n_neighbors: int) -> np.ndarray:
+def _encode_labels(u: ArrayLike, n_samples: int) -> np.ndarray:
+    """Class codes 0..K-1; per class the estimator uses ``k = min(n_neighbors, size - 1)``, as scikit-learn."""
     lab = np.asarray(u)
     if lab.ndim == 2 and lab.shape[1] == 1:
         lab = lab.ravel()
@@ -162,11 +163,11 @@ def _encode_labels(u: ArrayLike, n_samples: int, n_neighbors: int) -> np.ndarray
             "u has a single class; mutual information with a constant label is "
             "zero by definition -- pass labels with at least two classes."
         )
-    if counts.max() < n_neighbors + 1:
+    if counts.max() < 2:
         raise ValueError(
-            f"every class has fewer than n_neighbors + 1 = {n_neighbors + 1} samples "
-            f"(largest class: {counts.max()}); use more samples per class or a "
-            "smaller n_neighbors."
+            "every class has a single sample; the kNN estimator needs a class with at "
+            "least 2 samples (samples of single-sample classes are ignored, as in "
+            "scikit-learn) -- pass more samples per class."
         )
     return codes
 
@@ -505,8 +506,9 @@ def mutual_information(
         Must be finite.
     u : array_like, shape (n_samples,)
         Discrete labels (any hashable values: ints, strings, ...).  At least
-        two classes, and at least one class with ``n_neighbors + 1`` samples.
-        Samples of classes with a single sample are ignored (as in sklearn).
+        two classes, and at least one class with 2 samples; classes smaller
+        than ``n_neighbors + 1`` use ``k = class_size - 1`` and samples of
+        classes with a single sample are ignored (both as in sklearn).
     n_neighbors : int, default 3
         ``k`` of the k-nearest-neighbour estimator (per class
         ``min(n_neighbors, class_size - 1)``).
@@ -533,7 +535,7 @@ def mutual_information(
     """
     k = _check_n_neighbors(n_neighbors)
     arr = _check_w(w)
-    codes = _encode_labels(u, arr.shape[0], k)
+    codes = _encode_labels(u, arr.shape[0])
     rng = _check_random_state(random_state)
     return _mi_core(_jittered_columns(arr, rng), codes[None, :], k)[0]
 
@@ -607,7 +609,7 @@ def permutation_pvalues(
     if n_permutations < 1:
         raise ValueError(f"n_permutations must be >= 1, got {n_permutations}.")
     arr = _check_w(w)
-    codes = _encode_labels(u, arr.shape[0], k)
+    codes = _encode_labels(u, arr.shape[0])
     if observed is not None:
         observed = np.asarray(observed, dtype=np.float64).reshape(-1)
         if observed.shape[0] != arr.shape[1]:
@@ -701,7 +703,7 @@ def bootstrap_intervals(
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}.")
     arr = _check_w(w)
-    codes = _encode_labels(u, arr.shape[0], k)
+    codes = _encode_labels(u, arr.shape[0])
     rng = _check_random_state(random_state)
     theta = _mi_core(_jittered_columns(arr, rng), codes[None, :].astype(np.int32), k)[0]
     n = arr.shape[0]
