@@ -108,3 +108,27 @@ def test_figure_titles_do_not_overlap_panel_titles():
             assert not _overlap(top, ax.title.get_window_extent(renderer)), fig._suptitle.get_text()
             assert not _overlap(top, ax.get_tightbbox(renderer)), fig._suptitle.get_text()
         plt.close(fig)
+
+
+def test_import_keeps_the_users_backend_and_figures_draw_headless(tmp_path):
+    """Issue 14: importing ginmi.plots used to call matplotlib.use("Agg"), overriding a notebook's backend."""
+    import subprocess
+    import sys
+
+    code = f"""
+import os, sys
+import matplotlib
+matplotlib.use("TkAgg")  # a GUI backend, as a notebook or desktop user might have chosen
+import numpy as np
+from ginmi import plots
+assert matplotlib.rcParams["backend"].lower() == "tkagg", matplotlib.rcParams["backend"]
+u = np.repeat([0, 1], 20)
+plots.save(plots.all_projections(np.random.default_rng(0).normal(size=(40, 3)), u, "pairs", panel=20),
+           {str(tmp_path / "f.png")!r})
+assert matplotlib.rcParams["backend"].lower() == "tkagg"
+assert "matplotlib.pyplot" not in sys.modules  # no GUI canvas was needed
+"""
+    env = {k: v for k, v in __import__("os").environ.items() if k not in ("DISPLAY", "MPLBACKEND")}
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "f.png").read_bytes().startswith(b"\x89PNG")

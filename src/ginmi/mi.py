@@ -77,7 +77,6 @@ __all__ = [
 ]
 
 import math
-import os
 import queue
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -87,6 +86,8 @@ from typing import Any, Callable
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy.special import digamma, logsumexp
+
+from ginmi._platform import usable_cores
 
 try:  # optional accelerator; see the module docstring
     import numba
@@ -181,7 +182,7 @@ def _chunks(n_rows: int, row_len: int) -> list[slice]:
 
 
 def _n_workers(n_tasks: int) -> int:
-    return max(1, min(n_tasks, len(os.sched_getaffinity(0))))
+    return max(1, min(n_tasks, usable_cores()))
 
 
 def _run(fn: Callable[[slice], None], slices: list[slice]) -> None:

@@ -1,5 +1,6 @@
 """Figures in the paper's style. Every function returns a matplotlib Figure; :func:`save` writes it
-atomically as PNG. The non-interactive Agg backend is used, so nothing needs a display."""
+atomically as PNG. Figures are plain :class:`~matplotlib.figure.Figure` objects, not pyplot's, so they draw
+without a display and importing this module leaves the matplotlib backend as the user set it."""
 
 from __future__ import annotations
 
@@ -14,13 +15,13 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import matplotlib
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from ginmi.io import atomic_open  # noqa: E402
+from ginmi._platform import usable_cores
+from ginmi.io import atomic_open
 
 __all__ = [
     "FigureFolder",
@@ -71,7 +72,7 @@ class FigureFolder:
         child fails or hangs, its figures are drawn here (so errors surface here, as usual).
         """
         queue, self._queue = self._queue, []
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+        cores = usable_cores()
         child = None
         if sys.platform.startswith("linux") and cores > 1 and len(queue) > 1:
             child = multiprocessing.get_context("fork").Process(target=_draw, args=(self.folder, queue[1::2]),
@@ -92,6 +93,15 @@ class FigureFolder:
         return self.written
 
 
+def _subplots(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float] | None = None,
+              layout: str | None = None, **kwargs: Any) -> tuple[Figure, Any]:
+    """``pyplot.subplots`` without pyplot: a plain :class:`Figure` on its own Agg canvas draws and saves
+    without a display, while a notebook user's backend stays as it is (no ``matplotlib.use``)."""
+    fig = Figure(figsize=figsize, layout=layout)
+    FigureCanvasAgg(fig)  # this figure's canvas only; the global backend is untouched
+    return fig, fig.subplots(nrows, ncols, **kwargs)
+
+
 def _draw(folder: Path, queue: Sequence[tuple[str, Callable[..., Figure], tuple, dict]]) -> None:
     for name, make, args, kwargs in queue:
         save(make(*args, **kwargs), folder / name)
@@ -101,7 +111,9 @@ def save(fig: Figure, path: str | os.PathLike, dpi: int = 110) -> None:
     """Write ``fig`` as PNG to ``path`` atomically and close it."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if pyplot is not None:  # a figure made with pyplot; ginmi's own are plain Figures that nothing holds
+        pyplot.close(fig)
     with atomic_open(path, "wb") as f:
         f.write(buf.getvalue())
 
@@ -114,7 +126,7 @@ OUTLIER_STYLE = {"c": "k", "marker": "x", "s": 6.0, "linewidths": 0.6}
 """Outliers are black crosses: no class colour (tab10) is black."""
 
 
-def _scatter(ax: plt.Axes, a: np.ndarray, b: np.ndarray, u: np.ndarray, title: str, size: float = 2.0, *,
+def _scatter(ax: Axes, a: np.ndarray, b: np.ndarray, u: np.ndarray, title: str, size: float = 2.0, *,
              xlabel: str = "", ylabel: str = "", legend: bool = True,
              class_names: Sequence[Any] | None = None) -> None:
     """Points coloured by class index (tab10), axis labels, and a legend naming each class shown."""
@@ -129,13 +141,13 @@ def _scatter(ax: plt.Axes, a: np.ndarray, b: np.ndarray, u: np.ndarray, title: s
         _class_legend(ax, u, class_names=class_names)
 
 
-def _class_legend(ax: plt.Axes, u: np.ndarray, max_classes: int = 10, class_names: Sequence[Any] | None = None,
+def _class_legend(ax: Axes, u: np.ndarray, max_classes: int = 10, class_names: Sequence[Any] | None = None,
                   **extra: Any) -> None:
     """A legend with one tab10 dot per class (the first ``max_classes``; named ``class_names[c]``, else
     ``class c``) plus the ``extra`` handles."""
     from matplotlib.lines import Line2D
 
-    colours = plt.get_cmap("tab10").colors
+    colours = matplotlib.colormaps["tab10"].colors
     classes = np.unique(np.asarray(u).astype(int))[:max_classes]
     names = [str(class_names[c]) if class_names is not None and 0 <= c < len(class_names) else f"class {c}"
              for c in classes]
@@ -149,7 +161,7 @@ def projections(values: np.ndarray, u: np.ndarray, pairs: Sequence[tuple[int, in
                 axis_label: str = "dim") -> Figure:
     """2-D projections of ``values`` onto the given dimension pairs, coloured by label (Figs. 1-2);
     the axes are labelled ``f"{axis_label} {i}"``."""
-    fig, axes = plt.subplots(1, len(pairs), figsize=(3.2 * len(pairs), 3.4), squeeze=False, layout="constrained")
+    fig, axes = _subplots(1, len(pairs), figsize=(3.2 * len(pairs), 3.4), squeeze=False, layout="constrained")
     for n, (ax, (i, j)) in enumerate(zip(axes[0], pairs)):
         _scatter(ax, values[:, i], values[:, j], u, f"projection on dims ({i}, {j})",
                  xlabel=f"{axis_label} {i}", ylabel=f"{axis_label} {j}", legend=n == 0)
@@ -174,9 +186,9 @@ def all_projections(values: np.ndarray, u: np.ndarray, title: str, panel: int = 
     v = np.asarray(values, dtype=float)[idx]
     lo, hi = v.min(0), v.max(0)
     pix = np.floor((v - lo) / np.where(hi > lo, hi - lo, 1.0) * (panel - 2)).astype(int)
-    rgb = np.asarray(plt.get_cmap("tab10").colors)[np.asarray(u)[idx] % 10]
-    fig, ax = plt.subplots(figsize=(1.9 * cols, 1.9 * cols * canvas.shape[0] / canvas.shape[1] + 0.5),
-                           layout="constrained")
+    rgb = np.asarray(matplotlib.colormaps["tab10"].colors)[np.asarray(u)[idx] % 10]
+    fig, ax = _subplots(figsize=(1.9 * cols, 1.9 * cols * canvas.shape[0] / canvas.shape[1] + 0.5),
+                        layout="constrained")
     for n, (i, j) in enumerate(pairs):
         top, left = (n // cols) * cell_h + label, (n % cols) * cell_w
         canvas[top:top + panel, left:left + panel] = 0.97  # panel background
@@ -191,7 +203,7 @@ def all_projections(values: np.ndarray, u: np.ndarray, title: str, panel: int = 
     return fig
 
 
-def _decay(ax: plt.Axes, learned: np.ndarray, true: np.ndarray | None, ylabel: str,
+def _decay(ax: Axes, learned: np.ndarray, true: np.ndarray | None, ylabel: str,
            band: tuple[np.ndarray, np.ndarray] | None = None, null_level: float | None = None) -> None:
     order = np.argsort(-learned, kind="stable")
     ranks = np.arange(1, len(learned) + 1)
@@ -224,7 +236,7 @@ def criteria_figure(
 ) -> Figure:
     """Paper Fig. 3: top-2 VAR features, std decay, top-2 MI features, MI decay (``class_names[c]`` names
     class index ``c`` in the legends)."""
-    fig, axes = plt.subplots(1, 4, figsize=(15, 3.4))
+    fig, axes = _subplots(1, 4, figsize=(15, 3.4))
     v = np.argsort(-var_scores, kind="stable")[:2]
     m = np.argsort(-mi_scores, kind="stable")[:2]
     _scatter(axes[0], w[:, v[0]], w[:, v[1]], u, f"(a) top-2 by VAR: dims {v[0]}, {v[1]}",
@@ -241,7 +253,7 @@ def criteria_figure(
 
 def loss_curve(epoch_loss: Sequence[float]) -> Figure:
     """Training loss per epoch."""
-    fig, ax = plt.subplots(figsize=(5, 3.2))
+    fig, ax = _subplots(figsize=(5, 3.2))
     ax.plot(np.arange(1, len(epoch_loss) + 1), epoch_loss, "k-")
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss (NLL per dim)")
@@ -252,7 +264,7 @@ def loss_curve(epoch_loss: Sequence[float]) -> Figure:
 
 def decay_curves(mi_scores: np.ndarray, std_scores: np.ndarray, best_k: dict[str, int] | None = None) -> Figure:
     """Paper Fig. 6 (right): MI and standard deviation of every latent, each sorted decreasingly."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    fig, axes = _subplots(1, 2, figsize=(10, 3.4))
     for ax, scores, label, key in ((axes[0], mi_scores, "I(w_i; u) [nats]", "mi"),
                                    (axes[1], std_scores, "standard deviation", "var")):
         ranks = np.arange(1, len(scores) + 1)
@@ -271,7 +283,7 @@ def decay_curves(mi_scores: np.ndarray, std_scores: np.ndarray, best_k: dict[str
 def accuracy_vs_k_figure(ks: Sequence[int], curves: dict[str, Sequence[float]],
                          best_k: dict[str, int] | None = None) -> Figure:
     """Paper Fig. 6 (left): test accuracy against the number of selected latents, one curve per order."""
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    fig, ax = _subplots(figsize=(5.5, 3.6))
     colors = {"mi": "tab:blue", "var": "tab:orange"}
     for name, acc in curves.items():
         label = name.upper() + (f" (best k = {best_k[name]})" if best_k and name in best_k else "")
@@ -287,7 +299,7 @@ def accuracy_vs_k_figure(ks: Sequence[int], curves: dict[str, Sequence[float]],
 
 def roc_figure(curves: dict[str, tuple[np.ndarray, np.ndarray, float]]) -> Figure:
     """Paper Fig. 7: ROC curves of OOD detection, ``{label: (fpr, tpr, auroc)}``."""
-    fig, ax = plt.subplots(figsize=(4.2, 4.0))
+    fig, ax = _subplots(figsize=(4.2, 4.0))
     for label, (fpr, tpr, area) in curves.items():
         ax.plot(fpr, tpr, lw=1.5, label=f"{label} (AUROC {area:.3f})")
     ax.plot([0, 1], [0, 1], color="0.6", ls=":", lw=1)
@@ -314,7 +326,7 @@ def image_grid(images: np.ndarray, title: str = "", row_labels: Sequence[str] | 
     for r in range(rows):
         for c in range(cols):
             mosaic[r * (h + 1):r * (h + 1) + h, c * (w + 1):c * (w + 1) + w] = np.clip(images[r, c], 0, 1)
-    fig, ax = plt.subplots(figsize=(0.6 * cols + 1.0, 0.6 * rows + 0.6))
+    fig, ax = _subplots(figsize=(0.6 * cols + 1.0, 0.6 * rows + 0.6))
     ax.imshow(mosaic, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.set_xticks([c * (w + 1) + w / 2 - 0.5 for c in range(cols)] if col_labels is not None else [])
     ax.set_yticks([r * (h + 1) + h / 2 - 0.5 for r in range(rows)] if row_labels is not None else [])
@@ -337,7 +349,7 @@ ORDER_LABELS = {"mi": "MI", "var": "VAR", "var_std": "VAR(std)"}
 """Legend names of the orders: MI, VAR as GIN's class-RMS std, VAR as the plain overall std."""
 
 
-def _spread(ax: plt.Axes, x: np.ndarray, curves: np.ndarray, color: str | None, label: str) -> None:
+def _spread(ax: Axes, x: np.ndarray, curves: np.ndarray, color: str | None, label: str) -> None:
     """Mean of ``curves`` (trials x points) as a line, min-max over trials as a band, trials thin."""
     curves = np.atleast_2d(np.asarray(curves, dtype=float))
     mean = curves.mean(0)
@@ -358,8 +370,8 @@ def curves_vs_k(panels: dict[str, dict[str, np.ndarray]], ylabel: str, *,
     ``bounds[name]`` (one value per trial) is drawn as a dashed line with its range (Fig. 4's
     asymptotic bound).
     """
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6 if title else 3.4), squeeze=False,
-                             layout="constrained")  # constrained layout keeps the suptitle above the panel titles
+    fig, axes = _subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6 if title else 3.4), squeeze=False,
+                          layout="constrained")  # constrained layout keeps the suptitle above the panel titles
     for ax, (name, curves) in zip(axes[0], panels.items()):
         for order, values in curves.items():
             values = np.atleast_2d(values)
@@ -383,7 +395,7 @@ def roc_curves_spread(fpr: np.ndarray, tprs: dict[str, np.ndarray], aurocs: dict
                       title: str = "ROC") -> Figure:
     """ROC curves on a common false-positive grid, ``tprs[label]`` of shape ``(n_trials, len(fpr))``;
     mean line, min-max band over trials, mean AUROC in the legend (paper Figs. 5, 7)."""
-    fig, ax = plt.subplots(figsize=(4.2, 4.0))
+    fig, ax = _subplots(figsize=(4.2, 4.0))
     for label, tpr in tprs.items():
         key = label.split()[0].lower()
         area = np.atleast_1d(aurocs[label])
@@ -404,7 +416,7 @@ def sorted_scores_spread(panels: dict[str, dict[str, np.ndarray]], true: dict[st
     ``panels[name]`` maps ``"mi"`` and ``"std"`` to arrays ``(n_trials, d)`` of sorted scores;
     ``true[name]`` the same for the true latents (grey).
     """
-    fig, axes = plt.subplots(2, len(panels), figsize=(3.8 * len(panels), 6.0), squeeze=False)
+    fig, axes = _subplots(2, len(panels), figsize=(3.8 * len(panels), 6.0), squeeze=False)
     for col, (name, scores) in enumerate(panels.items()):
         for row, (key, ylabel) in enumerate((("mi", "I(w_i; u) [nats]"), ("std", "standard deviation"))):
             ax = axes[row, col]
@@ -430,7 +442,7 @@ def correlation_heatmaps(matrices: Sequence[np.ndarray], titles: Sequence[str], 
     trained model (paper Fig. 9). ``matrices[i]`` has rows = dims of ``w``, columns = true latents
     (or what ``ylabel`` names, e.g. the input features, with ``row_names`` as tick labels)."""
     n = len(matrices)
-    fig, axes = plt.subplots(1, n, figsize=(3.3 * n + 0.8, 3.3), squeeze=False)
+    fig, axes = _subplots(1, n, figsize=(3.3 * n + 0.8, 3.3), squeeze=False)
     im = None
     for ax, corr, title in zip(axes[0], matrices, titles):
         corr = np.asarray(corr).T
@@ -451,7 +463,7 @@ def ood_latent_figure(normal: np.ndarray, u: np.ndarray, outlier: np.ndarray, di
                       ) -> Figure:
     """Paper Fig. 5 (left): normal latents (coloured by label) and outliers (black crosses, a colour no
     class has) on the informative dims."""
-    fig, ax = plt.subplots(figsize=(4.6, 4.2))
+    fig, ax = _subplots(figsize=(4.6, 4.2))
     i, j = dims
     _scatter(ax, normal[:, i], normal[:, j], u, f"latent dims ({i}, {j}): normal and outliers",
              xlabel=f"latent dim {i}", ylabel=f"latent dim {j}", legend=False)

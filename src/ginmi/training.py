@@ -50,6 +50,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ginmi import distributed as dist
+from ginmi._platform import usable_cores
 from ginmi.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from ginmi.config import option
 from ginmi.fused import FlatAdam, FusedStep
@@ -829,8 +830,7 @@ def _train_in_threads(models: Sequence[GINModel], xs: Sequence[Tensor], us: Sequ
     """:func:`train` of every model in a pool of threads (the fused kernels run without the GIL)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    workers = min(len(models), config.threads or cores)
+    workers = min(len(models), config.threads or usable_cores())
     dirs = list(checkpoint_dirs) if checkpoint_dirs is not None else [None] * len(models)
     hooks = list(callbacks) if callbacks is not None else [{}] * len(models)
 
