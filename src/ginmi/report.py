@@ -601,18 +601,12 @@ def _figure_key(path: Path) -> tuple[int, str]:
 
 def _caption(path: Path, results: dict[str, Any] | None = None) -> str:
     """The caption of a figure: the command's own (fit, images), else the synthetic study's."""
-    names, prefixes = _command_captions(results or {})
+    names, prefixes = FIGURE_CAPTIONS, _FIGURE_PREFIX_CAPTIONS
     if results and results.get("command") in ("fit", "images"):
-        if path.name in names:
-            return names[path.name]
-        for prefix, text in prefixes.items():
-            if path.name.startswith(prefix):
-                rest = path.stem[len(prefix):].strip("_")
-                return f"{text}{f' ({rest})' if rest else ''}."
-        return path.stem.replace("_", " ")
-    if path.name in FIGURE_CAPTIONS:
-        return FIGURE_CAPTIONS[path.name]
-    for prefix, text in _FIGURE_PREFIX_CAPTIONS.items():
+        names, prefixes = _command_captions(results)
+    if path.name in names:
+        return names[path.name]
+    for prefix, text in prefixes.items():
         if path.name.startswith(prefix):
             rest = path.stem[len(prefix):].strip("_")
             return f"{text}{f' ({rest})' if rest else ''}."
