@@ -222,6 +222,12 @@ def _gain(trials: list[dict[str, Any]], key: str) -> list[float] | None:
     return [t["value_added"][f"mcc_{key}"]["added"] for t in trials]
 
 
+def _scored_representations(trial: dict[str, Any]) -> list[tuple[str, tuple[dict[str, Any], dict[str, bool]]]]:
+    """``(name, (mcc, top_n_correct by order))`` of the trained flow and of each baseline of one trial."""
+    trained = (trial["mcc"], {o: trial["recovery"][o]["top_n_correct"] for o in ("mi", "var", "var_std")})
+    return [("trained GIN", trained)] + [(name, (b["mcc"], b["top_n_correct"])) for name, b in trial["baselines"].items()]
+
+
 def value_added_rows(results: dict[str, Any]) -> list[list[str]]:
     """The report's first table: the trained flow beside each baseline, per setting (mean ± std over trials)."""
     rows = []
@@ -231,13 +237,12 @@ def value_added_rows(results: dict[str, Any]) -> list[list[str]]:
     for name, trials in runs:
         if not all("value_added" in t for t in trials):
             continue
-        for who in ("trained GIN",) + tuple(trials[0]["baselines"]):
-            get = (lambda t: t) if who == "trained GIN" else (lambda t, who=who: t["baselines"][who])
-            top = {o: "{}/{}".format(*_count(trials, lambda t, o=o: (
-                get(t)["recovery"][o]["top_n_correct"] if who == "trained GIN" else get(t)["top_n_correct"][o])))
-                for o in ("mi", "var", "var_std")}
-            rows.append([name, who, _fmt([get(t)["mcc"]["informative"] for t in trials]),
-                         _fmt([get(t)["mcc"]["all"] for t in trials]), top["mi"], top["var"], top["var_std"]])
+        per_trial = [dict(_scored_representations(t)) for t in trials]
+        for who in per_trial[0]:
+            scored = [p[who] for p in per_trial]
+            tops = [f"{sum(top[o] for _, top in scored)}/{len(scored)}" for o in ("mi", "var", "var_std")]
+            rows.append([name, who, _fmt([m["informative"] for m, _ in scored]), _fmt([m["all"] for m, _ in scored]),
+                         *tops])
         rows.append([name, "value added (trained - best baseline)",
                      _fmt(_gain(trials, "informative")), _fmt(_gain(trials, "all")), "", "", ""])
     return rows
