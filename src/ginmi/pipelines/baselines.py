@@ -4,7 +4,8 @@ A trained GIN only adds something if it recovers the true latents better than wh
 without it: the raw data ``x`` (no model), the same model at initialisation (``untrained``: what
 the architecture, the permutations and the input standardisation give before any step) and
 scikit-learn's FastICA on ``x`` (linear ICA, as many components as dims). Each is scored by
-:func:`ginmi.tasks.identifiability.recovery` exactly like the trained model.
+:func:`ginmi.tasks.identifiability.recovery` exactly like the trained model. (The classification
+baselines of the image study are :mod:`ginmi.tasks.baselines`.)
 """
 
 from __future__ import annotations
