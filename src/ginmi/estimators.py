@@ -89,7 +89,7 @@ class InformativeSelector(SelectorMixin, BaseEstimator):
         Number of columns kept with ``threshold="top-k"``.
     q : float, default 0.05
         False-discovery rate of ``threshold="fdr"``.
-    min_effect : float, default 0.05
+    min_effect : float, default 0.10
         With ``"fdr"``, the smallest ``I(x_i; y) / H(y)`` kept (0: significance alone).
     n_permutations : int, default 200
         Label permutations of the p-values (0: none; ``"fdr"`` needs them).
