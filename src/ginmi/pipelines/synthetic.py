@@ -142,7 +142,7 @@ class SyntheticConfig:
     report: bool = option(True, "write report.html into the run folder")
     out: str | None = option(None, "run folder (default runs/synthetic-<timestamp>)")
     progress: bool = option(True, "show progress bars")
-    model: SyntheticModelConfig = field(default_factory=lambda: SyntheticModelConfig(), metadata={"help": "model"})
+    model: SyntheticModelConfig = field(default_factory=SyntheticModelConfig, metadata={"help": "model"})
     train: TrainConfig = field(default_factory=TrainConfig, metadata={"help": "training"})
     selection: SelectionConfig = field(default_factory=SelectionConfig, metadata={"help": "selection"})
     log: LogConfig = field(default_factory=LogConfig, metadata={"help": "experiment logs"})
