@@ -60,7 +60,7 @@ from ginmi.pipelines.common import (
 from ginmi.pipelines.baselines import baseline_recovery, value_added
 from ginmi.selection import SelectionConfig, mi_scores, score_criteria, var_scores
 from ginmi.tasks.classification import PRIORS, accuracy_vs_k, bayes_accuracy
-from ginmi.tasks.identifiability import abs_correlation, matching, mcc
+from ginmi.tasks.identifiability import abs_correlation, criteria_recovery, matching, mcc_scores
 from ginmi.tasks.ood import auroc_vs_k, log_density, roc
 from ginmi.training import TrainConfig, training_device
 
@@ -225,14 +225,7 @@ def evaluate_trial(model: GINModel, data: SyntheticData, test: SyntheticTest, se
     corr = abs_correlation(w_test, test.latent)
     inf_rows, _ = matching(corr, data.informative)
     true_set = set(inf_rows.tolist())
-    recovery = {
-        name: {
-            "top_n": sel.order[:n_inf].tolist(),
-            "top_n_correct": set(sel.order[:n_inf].tolist()) == true_set,
-            "selected_correct": set(sel.selected.tolist()) == true_set,
-        }
-        for name, sel in criteria.items()
-    }
+    recovery = criteria_recovery(criteria, true_set)
     rows, cols = matching(corr)
     by_latent = np.argsort(cols)
     rows, cols = rows[by_latent], cols[by_latent]
@@ -252,7 +245,7 @@ def evaluate_trial(model: GINModel, data: SyntheticData, test: SyntheticTest, se
     true_selection = replace(selection, mi_estimator="knn") if selection.mi_estimator == "gaussian" else selection
     true_mi = mi_scores(data.latent, data.u, true_selection, seed=seed)
     true_var = var_scores(data.latent, data.u, criteria["var"].extra.get("kind", "class-rms"))
-    scores = {"mcc": {"all": mcc(corr), "informative": mcc(corr, data.informative)}}
+    scores = {"mcc": mcc_scores(corr, data.informative)}
     baselines = baseline_recovery(model, data.x, data.u, test.x, test.latent, data.informative, seed=seed)
     return {
         "criteria": {name: dict(sel.to_dict(), sorted_scores=np.sort(sel.scores)[::-1].tolist())

@@ -31,7 +31,7 @@ from ginmi.mi import mutual_information
 from ginmi.pipelines.baselines import baseline_recovery, value_added
 from ginmi.selection import SelectionConfig, label_entropy, score_criteria
 from ginmi.tasks.classification import PRIORS, accuracy_vs_k
-from ginmi.tasks.identifiability import abs_correlation, matching, mcc
+from ginmi.tasks.identifiability import abs_correlation, criteria_recovery, matching, mcc_scores
 from ginmi.tasks.ood import auroc_vs_k, log_density, roc
 from ginmi.training import TrainConfig, training_device
 
@@ -141,15 +141,12 @@ def _identifiability(config: FitConfig, model: Any, x: np.ndarray, u: np.ndarray
     """With true latents in the data file: MCC of the trained flow and of the baselines, on the training data."""
     corr = abs_correlation(w, latent)
     rows = set(matching(corr, informative)[0].tolist())
-    scores = {"mcc": {"all": mcc(corr), "informative": mcc(corr, informative)}}
+    scores = {"mcc": mcc_scores(corr, informative)}
     baselines = baseline_recovery(model, x, u, x, latent, informative, seed=config.train.seed)
     return {
         "true_informative": informative,
         "informative_w_dims": sorted(rows),
-        "recovery": {name: {"top_n": sel.order[:len(informative)].tolist(),
-                            "top_n_correct": set(sel.order[:len(informative)].tolist()) == rows,
-                            "selected_correct": set(sel.selected.tolist()) == rows}
-                     for name, sel in criteria.items()},
+        "recovery": criteria_recovery(criteria, rows),
         **scores,
         "baselines": baselines,
         "value_added": value_added(scores, baselines),

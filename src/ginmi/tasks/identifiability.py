@@ -20,7 +20,7 @@ from scipy.optimize import linear_sum_assignment
 from ginmi.mi import mutual_information
 from ginmi.selection import var_scores
 
-__all__ = ["abs_correlation", "mcc", "matching", "recovery"]
+__all__ = ["abs_correlation", "mcc", "matching", "mcc_scores", "criteria_recovery", "recovery"]
 
 
 def abs_correlation(w: np.ndarray, latent: np.ndarray) -> np.ndarray:
@@ -48,6 +48,20 @@ def mcc(corr: np.ndarray, columns: Sequence[int] | None = None) -> float:
     return float(corr[rows, cols].mean())
 
 
+def mcc_scores(corr: np.ndarray, informative: Sequence[int]) -> dict[str, float]:
+    """``{"all": ..., "informative": ...}``: the MCC over all true latents and over the informative ones."""
+    return {"all": mcc(corr), "informative": mcc(corr, informative)}
+
+
+def criteria_recovery(criteria: dict[str, Any], true_dims: set[int]) -> dict[str, dict[str, Any]]:
+    """Per criterion (a :class:`ginmi.selection.Selection`): its top ``n = len(true_dims)`` dims, whether
+    they are ``true_dims`` (the dims matched to the informative latents), and whether its selected set is."""
+    n = len(true_dims)
+    return {name: {"top_n": sel.order[:n].tolist(), "top_n_correct": set(sel.order[:n].tolist()) == true_dims,
+                   "selected_correct": set(sel.selected.tolist()) == true_dims}
+            for name, sel in criteria.items()}
+
+
 def recovery(w_train: np.ndarray, u_train: np.ndarray, w_eval: np.ndarray, latent_eval: np.ndarray,
              informative: Sequence[int], *, seed: int = 0) -> dict[str, Any]:
     """How well a representation recovers the true latents, with no model needed (baselines too).
@@ -62,7 +76,7 @@ def recovery(w_train: np.ndarray, u_train: np.ndarray, w_eval: np.ndarray, laten
     scores = {"mi": mutual_information(w_train, u_train, random_state=seed),
               "var": var_scores(w_train, u_train, "class-rms"), "var_std": var_scores(w_train, u_train, "std")}
     return {
-        "mcc": {"all": mcc(corr), "informative": mcc(corr, informative)},
+        "mcc": mcc_scores(corr, informative),
         "top_n_correct": {name: set(np.argsort(-s, kind="stable")[:n].tolist()) == true_set
                           for name, s in scores.items()},
     }
