@@ -18,7 +18,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Any, Callable, ClassVar, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -26,6 +26,10 @@ from torch import Tensor, nn
 __all__ = [
     "SubnetConstructor",
     "soft_clamp",
+    "soft_clamp_derivative",
+    "affine_log_scales",
+    "affine",
+    "declared_backends",
     "AffineCoupling",
     "GINCoupling",
     "GLOWCoupling",
@@ -38,6 +42,16 @@ __all__ = [
 SubnetConstructor = Callable[[int, int], nn.Module]
 
 
+def declared_backends(block: nn.Module) -> frozenset[str]:
+    """The training-step backends besides autograd that ``block``'s class declares it computes exactly
+    (``"stacked"``: :func:`ginmi.training.train_many`'s batched step, ``"fused"``: :mod:`ginmi.fused`).
+
+    Read from the block's own class only, never inherited: a subclass that changes the math trains
+    with autograd until it declares (and tests, see ``tests/test_contract.py``) a backend itself.
+    """
+    return type(block).__dict__.get("step_backends", frozenset())
+
+
 SOFT_CLAMP_SCALE = 0.636  # FrEIA's: clamp * 0.636 * atan(s) stays within ±clamp
 
 
@@ -46,39 +60,57 @@ def soft_clamp(s: Tensor, clamp: float) -> Tensor:
     return clamp * SOFT_CLAMP_SCALE * torch.atan(s)
 
 
-def _log_scales(o: Tensor, n: int, clamp: float, centre: bool) -> tuple[Tensor, Tensor, Tensor]:
-    """Split a subnet output into raw log-scales (first ``n`` of dimension 1) and shifts; return
-    ``(s_raw, s, t)`` with ``s`` the soft-clamped log-scales, centred over dimension 1 if ``centre``."""
-    s_raw, t = torch.split(o, n, dim=1)  # one split node instead of two slices
+def soft_clamp_derivative(s: Any, clamp: float) -> Any:
+    """``d soft_clamp(s) / ds = clamp * 0.636 / (1 + s^2)``. Plain arithmetic, so the same function serves
+    tensors, floats and the compiled kernels of :mod:`ginmi.fused` (which jit it)."""
+    return clamp * SOFT_CLAMP_SCALE / (1 + s * s)
+
+
+def affine_log_scales(o: Tensor, n: int, clamp: float, centre: bool, dim: int = 1) -> tuple[Tensor, Tensor, Tensor]:
+    """Split a subnet output along ``dim`` into raw log-scales (its first ``n`` entries) and shifts; return
+    ``(s_raw, s, t)`` with ``s`` the soft-clamped log-scales, centred over ``dim`` if ``centre`` (GIN)."""
+    s_raw, t = torch.split(o, n, dim=dim)  # one split node instead of two slices
     s = soft_clamp(s_raw, clamp)
     if centre:
-        s = s - s.mean(1, keepdim=True)
+        s = s - s.mean(dim, keepdim=True)
     return s_raw, s, t
 
 
 class _Affine(torch.autograd.Function):
-    """``y = x * exp(s) + t`` with ``(s_raw, t)`` the halves of the subnet output ``o`` and ``s`` the
-    soft-clamped ``s_raw``, centred over dimension 1 when ``centre`` (GIN). One autograd node with a
-    hand-written backward: about half the kernels of differentiating the dozen elementwise ops.
+    """``y = x * exp(s) + t`` with ``(s, t)`` from the subnet output ``o`` by :func:`affine_log_scales`
+    along ``dim``. One autograd node with a hand-written backward: about half the kernels of
+    differentiating the dozen elementwise ops. Its vmap rule is generated (``train_many`` vmaps it).
     """
 
-    @staticmethod
-    def forward(ctx, x: Tensor, o: Tensor, clamp: float, centre: bool) -> Tensor:
-        s_raw, s, t = _log_scales(o, x.shape[1], clamp, centre)
-        e = torch.exp(s)
-        ctx.save_for_backward(x, e, s_raw)
-        ctx.clamp, ctx.centre = clamp, centre
-        return torch.addcmul(t, x, e)
+    generate_vmap_rule = True
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor, Tensor, None, None]:
+    def forward(x: Tensor, o: Tensor, clamp: float, centre: bool, dim: int) -> tuple[Tensor, Tensor, Tensor]:
+        s_raw, s, t = affine_log_scales(o, x.shape[dim], clamp, centre, dim)
+        e = torch.exp(s)
+        return torch.addcmul(t, x, e), e, s_raw
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, Tensor, Tensor]) -> None:
+        x, _, ctx.clamp, ctx.centre, ctx.dim = inputs
+        _, e, s_raw = output
+        ctx.mark_non_differentiable(e, s_raw)
+        ctx.save_for_backward(x, e, s_raw)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor, *_: Any) -> tuple[Tensor, Tensor, None, None, None]:
         x, e, s_raw = ctx.saved_tensors
         grad_x = grad * e
         grad_s = grad_x * x
         if ctx.centre:
-            grad_s = grad_s - grad_s.mean(1, keepdim=True)
-        grad_s = grad_s.div_(s_raw.square().add_(1)).mul_(ctx.clamp * SOFT_CLAMP_SCALE)  # d atan(s)/ds = 1 / (1 + s^2)
-        return grad_x, torch.cat((grad_s, grad), 1), None, None
+            grad_s = grad_s - grad_s.mean(ctx.dim, keepdim=True)
+        grad_s = grad_s * soft_clamp_derivative(s_raw, ctx.clamp)
+        return grad_x, torch.cat((grad_s, grad), ctx.dim), None, None, None
+
+
+def affine(x: Tensor, o: Tensor, clamp: float, centre: bool, dim: int = 1) -> Tensor:
+    """``x * exp(s) + t`` with ``(s, t)`` from the subnet output ``o`` (:func:`affine_log_scales`)."""
+    return _Affine.apply(x, o, clamp, centre, dim)[0]
 
 
 class AffineCoupling(nn.Module):
@@ -90,6 +122,8 @@ class AffineCoupling(nn.Module):
     log-scales have their mean over dimension 1 subtracted, so they sum to zero at every
     position and the Jacobian determinant is exactly 1.
     """
+
+    step_backends: ClassVar[frozenset[str]] = frozenset({"stacked"})
 
     def __init__(
         self,
@@ -110,16 +144,28 @@ class AffineCoupling(nn.Module):
         self.subnet2 = subnet_constructor(self.split2, 2 * self.split1)
 
     def _scale_shift(self, subnet: nn.Module, u: Tensor, n: int) -> tuple[Tensor, Tensor]:
-        _, s, t = _log_scales(subnet(u), n, self.clamp, self.volume_preserving)
+        _, s, t = affine_log_scales(subnet(u), n, self.clamp, self.volume_preserving)
         return s, t
 
-    def _half(self, subnet: nn.Module, u: Tensor, x: Tensor) -> tuple[Tensor, Tensor | None]:
-        """``x * exp(s) + t`` with ``(s, t)`` from ``subnet(u)``, and the log-scale sum unless volume-preserving."""
-        o = subnet(u)
-        y = _Affine.apply(x, o, self.clamp, self.volume_preserving)
+    def _half(self, o: Tensor, x: Tensor, dim: int) -> tuple[Tensor, Tensor | None]:
+        """``x * exp(s) + t`` with ``(s, t)`` from the subnet output ``o``, and the log-scale sum over
+        ``dim`` and the dimensions after it, unless volume-preserving."""
+        y = affine(x, o, self.clamp, self.volume_preserving, dim)
         if self.volume_preserving:
             return y, None
-        return y, soft_clamp(o[:, :x.shape[1]], self.clamp).flatten(1).sum(1)
+        return y, soft_clamp(o.narrow(dim, 0, x.shape[dim]), self.clamp).flatten(dim).sum(dim)
+
+    def couple(self, x: Tensor, subnet1: Callable[[Tensor], Tensor], subnet2: Callable[[Tensor], Tensor],
+               dim: int = 1) -> tuple[Tensor, Tensor | None]:
+        """The coupling along ``dim`` with the given subnets; ``None`` for an exactly-zero log-det.
+
+        The forward pass is ``couple(x, self.subnet1, self.subnet2)``; the stacked trainer of
+        :func:`ginmi.training.train_many` passes subnets batched over a leading model dimension.
+        """
+        x1, x2 = torch.split(x, [self.split1, self.split2], dim=dim)
+        y1, ld1 = self._half(subnet2(x2), x1, dim)
+        y2, ld2 = self._half(subnet1(y1), x2, dim)
+        return torch.cat((y1, y2), dim), None if self.volume_preserving else ld1 + ld2
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         y, log_det = self._forward(x)
@@ -127,10 +173,7 @@ class AffineCoupling(nn.Module):
 
     def _forward(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
         # log-det None means exactly 0: SequentialFlow then skips allocating and adding zeros
-        x1, x2 = torch.split(x, [self.split1, self.split2], dim=1)
-        y1, ld1 = self._half(self.subnet2, x2, x1)
-        y2, ld2 = self._half(self.subnet1, y1, x2)
-        return torch.cat((y1, y2), 1), None if self.volume_preserving else ld1 + ld2
+        return self.couple(x, self.subnet1, self.subnet2)
 
     def inverse(self, y: Tensor) -> Tensor:
         y1, y2 = torch.split(y, [self.split1, self.split2], dim=1)
@@ -144,12 +187,16 @@ class AffineCoupling(nn.Module):
 class GINCoupling(AffineCoupling):
     """Volume-preserving GIN coupling (paper Eq. 14-15): log|det J| is exactly 0."""
 
+    step_backends: ClassVar[frozenset[str]] = frozenset({"stacked", "fused"})
+
     def __init__(self, channels: int, subnet_constructor: SubnetConstructor, *, clamp: float = 2.0) -> None:
         super().__init__(channels, subnet_constructor, clamp=clamp, volume_preserving=True)
 
 
 class GLOWCoupling(AffineCoupling):
     """Non-volume-preserving affine coupling (GLOW/RealNVP), for ablations and data generation."""
+
+    step_backends: ClassVar[frozenset[str]] = frozenset({"stacked"})
 
     def __init__(self, channels: int, subnet_constructor: SubnetConstructor, *, clamp: float = 2.0) -> None:
         super().__init__(channels, subnet_constructor, clamp=clamp, volume_preserving=False)
@@ -160,6 +207,8 @@ class Permutation(nn.Module):
 
     The permutation is a buffer, so it is saved with the model and restored exactly.
     """
+
+    step_backends: ClassVar[frozenset[str]] = frozenset({"stacked", "fused"})
 
     def __init__(self, channels: int, *, seed: int) -> None:
         super().__init__()

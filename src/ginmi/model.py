@@ -139,12 +139,8 @@ class GINModel(nn.Module):
         w, log_det = self.flow(self.prepare(x))
         w = w.reshape(w.shape[0], -1)
         if self.stats == "trainable":
-            log_sigma = self.log_sigma[u]
-            nll = (0.5 * (w - self.mu[u]) ** 2 * torch.exp(-2 * log_sigma) + log_sigma).mean(1)
-        else:
-            mean, std = class_statistics(w, u, self.n_classes)
-            nll = 0.5 + torch.log(std[u]).mean(1)
-        return (nll + 0.5 * _LOG_2PI - log_det / self.dim).mean()
+            return gaussian_nll(w, self.log_sigma[u], self.mu[u], log_det).mean()
+        return gaussian_nll(w, torch.log(class_statistics(w, u, self.n_classes)[1][u]), None, log_det).mean()
 
     def class_log_density(self, w: Tensor, dims: Sequence[int] | Tensor | None = None) -> Tensor:
         """``log p(w_S | u)`` for every class: shape ``(N, n_classes)``; ``dims`` selects ``S``."""
@@ -183,6 +179,19 @@ def class_statistics(w: Tensor, u: Tensor, n_classes: int) -> tuple[Tensor, Tens
     mean = onehot.T @ w / counts
     var = onehot.T @ (w - mean[u]) ** 2 / counts
     return mean, torch.sqrt(var + 1e-12)
+
+
+def gaussian_nll(w: Tensor, log_std: Tensor, mean: Tensor | None = None, log_det: Tensor | None = None) -> Tensor:
+    """Negative log-likelihood per dimension of each row of ``w`` (last axis) under
+    ``N(mean, diag(exp(log_std))^2)`` (paper Eq. 5), less ``log_det / dim``: the loss of every trainer.
+
+    ``mean`` and ``log_std`` are each row's class statistics, shaped like ``w``. ``mean=None`` says
+    they are the per-class fit to these very rows (batch statistics): the quadratic term then
+    averages to 1/2 per class and dimension, and is taken as 1/2.
+    """
+    quad = 0.5 if mean is None else 0.5 * (w - mean) ** 2 * torch.exp(-2 * log_std)
+    nll = (quad + log_std).mean(-1) + 0.5 * _LOG_2PI
+    return nll if log_det is None else nll - log_det / w.shape[-1]
 
 
 def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> GINModel:
