@@ -30,6 +30,7 @@ from torch import Tensor, nn
 
 from ginmi.architectures import build_flow
 from ginmi.io import atomic_torch_save, safe_torch_load
+from ginmi.precision import resolve_precision, set_subnet_precision
 
 __all__ = ["STATS", "GINModel", "load_model"]
 
@@ -54,6 +55,8 @@ class GINModel(nn.Module):
     linear_stage : bool
         Hold a fixed volume-preserving linear map between the standardisation and the flow
         (vector data; fitted by :func:`ginmi.training.fit_linear_stage` before training).
+    precision : {"fp32", "bf16", "auto"}
+        Precision of the coupling subnets (see :meth:`set_precision`); saved with the model.
     """
 
     def __init__(
@@ -64,6 +67,7 @@ class GINModel(nn.Module):
         stats: str = "trainable",
         classes: Sequence[Any] | None = None,
         linear_stage: bool = False,
+        precision: str = "fp32",
     ) -> None:
         super().__init__()
         if stats not in STATS:
@@ -87,10 +91,31 @@ class GINModel(nn.Module):
         self.register_buffer("scale", torch.ones(self.input_shape))
         # optional fixed volume-preserving linear stage after the standardisation (vector data)
         self.register_buffer("linear", torch.eye(dim) if linear_stage else None)
+        self.precision = "fp32"
+        self.set_precision(precision)
 
     @property
     def n_classes(self) -> int:
         return self.mu.shape[0]
+
+    def set_precision(self, precision: str, device: str | torch.device = "cpu") -> GINModel:
+        """Compute the coupling subnets in ``precision``: ``"fp32"``, ``"bf16"`` (convolutions and linear
+        layers under bf16 autocast, see :mod:`ginmi.precision`) or ``"auto"`` (bf16 for image networks
+        where ``device`` computes bf16 natively, else fp32). bf16 applies while the model trains; in
+        eval mode the subnets compute in float32, so latents, densities and the inverse come from one
+        exactly invertible float32 flow. The coupling arithmetic, loss, class statistics, weights and
+        optimizer state stay float32. Vector networks stay fp32: their fused CPU step has no bf16 path
+        and their tiny layers gain nothing from it. Returns the model.
+        """
+        resolved = resolve_precision(precision, device)
+        if self.arch.get("name") == "vector":
+            if precision == "bf16":
+                raise ValueError("`precision` 'bf16' is for image networks; vector networks train in fp32 "
+                                 "(use precision='fp32' or 'auto')")
+            resolved = "fp32"
+        set_subnet_precision(self.flow, resolved)
+        self.precision = resolved
+        return self
 
     def set_standardization(self, shift: Tensor, scale: Tensor) -> None:
         """Store the fixed input standardisation ``(x - shift) / scale``."""
@@ -161,7 +186,7 @@ class GINModel(nn.Module):
     def describe(self) -> dict[str, Any]:
         """Everything needed to rebuild the model except the weights (all plain types)."""
         desc = {"arch": self.arch, "n_classes": self.n_classes, "stats": self.stats, "classes": self.classes,
-                "linear_stage": self.linear is not None}
+                "linear_stage": self.linear is not None, "precision": self.precision}
         if self.feature_names is not None:
             desc["feature_names"] = list(self.feature_names)
         return desc
@@ -200,7 +225,7 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
     try:
         desc = blob["model"]
         model = GINModel(desc["arch"], desc["n_classes"], stats=desc["stats"], classes=desc["classes"],
-                         linear_stage=desc.get("linear_stage", False))
+                         linear_stage=desc.get("linear_stage", False), precision=desc.get("precision", "fp32"))
         model.load_state_dict(blob["state_dict"])
         model.feature_names = desc.get("feature_names")
     except (KeyError, TypeError, RuntimeError) as err:
