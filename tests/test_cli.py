@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from ginmi.cli import COMMANDS, build_parser, main, resolve_config
+from ginmi.app.cli import COMMANDS, build_parser, main, resolve_config
+import ginmi
 from ginmi.config import option_names, read_config_file
-from ginmi.logging_utils import read_metrics
+from ginmi.app.logging_utils import read_metrics
 
 TINY = ["--n-samples", "600", "--n-test", "100", "--no-report", "--epochs", "2", "--batch-size", "120",
         "--warmup-steps", "3", "--no-progress"]
@@ -49,7 +50,7 @@ def test_run_repeated_from_its_config_is_identical(first_run, tmp_path, capsys):
 
 def test_run_folder_records_config_version_seed_environment(first_run):
     text = (first_run / "config.toml").read_text()
-    assert "ginmi 0.1.0" in text and "seed: 0" in text and f"torch {torch.__version__}" in text
+    assert f"ginmi {ginmi.__version__}" in text and "seed: 0" in text and f"torch {torch.__version__}" in text
     assert "device cpu" in text
     assert f'# out = "{first_run}"' in text
     results = _results(first_run)

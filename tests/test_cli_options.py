@@ -16,8 +16,8 @@ import pytest
 import torch
 
 import ginmi.training
-from ginmi.cli import COMMANDS, build_parser, main
-from ginmi.logging_utils import MetricsLogger
+from ginmi.app.cli import COMMANDS, build_parser, main
+from ginmi.app.logging_utils import MetricsLogger
 from ginmi.model import GINModel
 
 FAST = ["--no-progress", "--no-report", "--n-blocks", "2", "--width", "4", "--n-permutations", "20"]
@@ -114,7 +114,7 @@ def test_option_combinations_refused_before_training(files, tmp_path, capsys, mo
     monkeypatch.setattr(ginmi.training, "cpu_threads", lambda *a, **k: (_ for _ in ()).throw(AssertionError()))
     data = str(files / "train.csv")
     cases = [
-        (["fit", data, "--threshold", "top-k"], "top-k needs k"),
+        (["fit", data, "--threshold", "top-k"], "top-k needs --k >= 1"),
         (["fit", data, "--threshold", "top-k", "--k", "50"], "exceeds the 4 dims"),
         (["fit", data, "--k", "2"], "only with --threshold top-k"),
         (["fit", data, "--q", "2"], "q must lie in (0, 1)"),

@@ -17,8 +17,8 @@ from ginmi.config import (
     to_toml,
     write_config_file,
 )
-from ginmi.pipelines.synthetic import SyntheticConfig
-from ginmi.pipelines.user import FitConfig
+from ginmi.app.synthetic import SyntheticConfig
+from ginmi.app.user import FitConfig
 from ginmi.training import TrainConfig
 
 

@@ -131,7 +131,7 @@ def test_count_mismatch(tmp_path: Path) -> None:
 def test_registered_checksum_rejects_other_files(tmp_path: Path) -> None:
     # MNIST's upstream .gz MD5s are registered, so a home-made .gz is refused ...
     _write_split(tmp_path, "t10k", _upright_pattern(3), np.zeros(3), transposed=False)
-    with pytest.raises(ValueError, match="checksum mismatch for mnist file .*--no-verify") as info:
+    with pytest.raises(ValueError, match="checksum mismatch for mnist file .*`verify`=False") as info:
         load_split("mnist", "test", tmp_path)
     assert "\n" not in str(info.value)
     # ... unless verification is switched off.
@@ -162,7 +162,7 @@ def test_missing_files_message(tmp_path: Path) -> None:
         assert str(folder / "emnist-digits-train-labels-idx1-ubyte.gz") in message
         assert str(folder / "emnist-digits-train-images-idx3-ubyte") in message
     assert "found " + str(tmp_path / "emnist-digits-train-images-idx3-ubyte.gz") in message
-    assert "--download" in message and "pip install 'ginmi[download]'" in message
+    assert "`download`=True" in message and "pip install 'ginmi[download]'" in message
 
 
 def test_missing_fashion_message_mentions_apt(
@@ -416,7 +416,7 @@ def test_ood_data_dir_and_files_of_another_set(tmp_path: Path) -> None:
     # MNIST-named files holding Fashion-MNIST: the error says whose files they are and the fix
     for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
         shutil.copy(FASHION_MNIST_SYSTEM_DIR / name, tmp_path / name)
-    with pytest.raises(ValueError, match="fashion-mnist's file, not mnist's .*--ood-data-dir"):
+    with pytest.raises(ValueError, match="fashion-mnist's file, not mnist's .*`ood_data_dir`"):
         load_split("mnist", "test", tmp_path)
     # a re-export of MNIST under unregistered (raw) names is read unchecked, from its own folder
     mnist_dir = tmp_path / "mnist"

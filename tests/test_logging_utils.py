@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 import torch
 
-from ginmi.logging_utils import LogConfig, MetricsLogger, read_metrics
+from ginmi.app.logging_utils import LogConfig, MetricsLogger, read_metrics
 from ginmi.model import GINModel
 from ginmi.training import TrainConfig, train
 

@@ -39,7 +39,7 @@ def test_mutual_information_without_sched_getaffinity(monkeypatch):
     assert np.abs(mutual_information(w, u, random_state=0) - ref).max() < 1e-10
 
 
-@pytest.mark.parametrize("module", ["mi.py", "training.py", "plots.py"])
+@pytest.mark.parametrize("module", ["mi.py", "training.py", "app/plots.py"])
 def test_one_helper_asks_for_the_cores(module):
     src = Path(ginmi.__file__).parent
     assert "sched_getaffinity" not in (src / module).read_text()

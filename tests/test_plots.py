@@ -5,7 +5,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ginmi import plots
+from ginmi.app import plots
 
 
 def test_all_projections_paints_each_pair_in_label_colours():
@@ -111,7 +111,7 @@ def test_figure_titles_do_not_overlap_panel_titles():
 
 
 def test_import_keeps_the_users_backend_and_figures_draw_headless(tmp_path):
-    """Issue 14: importing ginmi.plots used to call matplotlib.use("Agg"), overriding a notebook's backend."""
+    """Issue 14: importing ginmi.app.plots used to call matplotlib.use("Agg"), overriding a notebook's backend."""
     import subprocess
     import sys
 
@@ -120,7 +120,7 @@ import os, sys
 import matplotlib
 matplotlib.use("TkAgg")  # a GUI backend, as a notebook or desktop user might have chosen
 import numpy as np
-from ginmi import plots
+from ginmi.app import plots
 assert matplotlib.rcParams["backend"].lower() == "tkagg", matplotlib.rcParams["backend"]
 u = np.repeat([0, 1], 20)
 plots.save(plots.all_projections(np.random.default_rng(0).normal(size=(40, 3)), u, "pairs", panel=20),

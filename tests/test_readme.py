@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ginmi.cli import main
+from ginmi.app.cli import main
 from ginmi.model import GINModel
-from ginmi.pipelines.images import ImageModelConfig
+from ginmi.app.images import ImageModelConfig
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 BLOCKS = re.findall(r"^```python\n(.*?)^```", README.read_text(), flags=re.S | re.M)

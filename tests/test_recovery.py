@@ -9,9 +9,9 @@ from __future__ import annotations
 import warnings
 
 from ginmi.data.synthetic import make_synthetic
-from ginmi.pipelines.baselines import baseline_recovery
-from ginmi.pipelines.common import compute_latents, train_vector_model
-from ginmi.pipelines.synthetic import SyntheticModelConfig, make_test_sets
+from ginmi.tasks.recovery_baselines import baseline_recovery
+from ginmi.vector import compute_latents, train_vector_model
+from ginmi.app.synthetic import SyntheticModelConfig, make_test_sets
 from ginmi.tasks.identifiability import recovery
 from ginmi.training import TrainConfig
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ginmi.cli import main
-from ginmi.report import DOES_NOT_HOLD, HOLDS, NOT_EVALUATED, evaluate_claims, reported_results, write_report
+from ginmi.app.cli import main
+from ginmi.app.report import DOES_NOT_HOLD, HOLDS, NOT_EVALUATED, evaluate_claims, reported_results, write_report
 from tiny_run import tiny_run
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -231,9 +231,9 @@ _SYNTHETIC_ONLY = ("beside the true latents", "dashed: Bayes accuracy", "true la
 def test_fit_report_says_what_it_shows(tmp_path, capsys, monkeypatch):
     """Without --test-data the accuracy is training accuracy, and the report says so; no caption of the
     synthetic study; the feature correlation is labelled by the input features; stage lines on stderr."""
-    from ginmi import plots
+    from ginmi.app import plots
     from ginmi.data.synthetic import make_synthetic
-    from ginmi.pipelines.user import write_figures
+    from ginmi.app.user import write_figures
 
     data = make_synthetic(400, seed=3)
     np.savez(tmp_path / "train.npz", x=data.x, u=data.u)
@@ -265,7 +265,7 @@ def test_fit_report_says_what_it_shows(tmp_path, capsys, monkeypatch):
 
 def test_images_report_names_its_data_beside_the_papers(tmp_path):
     """The paper's EMNIST numbers beside another dataset carry a caveat; quantities have names, not keys."""
-    from ginmi.pipelines.images import _paper_numbers
+    from ginmi.app.images import _paper_numbers
 
     paper = _paper_numbers()
     results = {

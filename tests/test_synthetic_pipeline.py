@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from ginmi.model import load_model
-from ginmi.pipelines.common import compute_latents
-from ginmi.pipelines.synthetic import (
+from ginmi.vector import compute_latents
+from ginmi.app.synthetic import (
     VARIANTS,
     SyntheticConfig,
     _make_data,
@@ -129,7 +129,7 @@ def test_regeneration_refuses_different_data(run, results, tmp_path):
 
 
 def test_trials_trained_together_equal_trials_trained_one_by_one(tmp_path):
-    from ginmi.cli import main
+    from ginmi.app.cli import main
 
     common = ["synthetic", "--trials", "2", "--variants", "main", "--n-samples", "500", "--epochs", "2",
               "--n-test", "100", "--no-progress", "--no-report", "--n-permutations", "20"]
@@ -144,7 +144,7 @@ def test_trials_trained_together_equal_trials_trained_one_by_one(tmp_path):
 
 def test_evaluation_and_figures_are_announced(tmp_path, capsys):
     """With progress on, the evaluation of each trial and the drawing of the figures print a stage line."""
-    from ginmi.cli import main as cli_main
+    from ginmi.app.cli import main as cli_main
 
     args = ["synthetic", "--n-samples", "300", "--n-test", "100", "--epochs", "1", "--batch-size", "100",
             "--no-report", "--out", str(tmp_path / "run")]

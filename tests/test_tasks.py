@@ -13,7 +13,7 @@ from sklearn.metrics import roc_auc_score
 
 from ginmi.data.synthetic import OOD_MEANS, OOD_STDS, make_synthetic, sample_ood
 from ginmi.model import GINModel
-from ginmi.pipelines.synthetic import make_test_sets
+from ginmi.app.synthetic import make_test_sets
 from ginmi.tasks.classification import (
     accuracy,
     accuracy_vs_k,

@@ -6,7 +6,7 @@ import functools
 import tempfile
 from pathlib import Path
 
-from ginmi.cli import main
+from ginmi.app.cli import main
 
 TINY = ["--n-samples", "600", "--epochs", "2", "--batch-size", "120", "--warmup-steps", "3", "--n-test", "200",
         "--no-progress"]

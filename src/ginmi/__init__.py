@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # public name -> module that defines it (imported when the name is first used)
 _LAZY = {
@@ -35,15 +35,18 @@ _LAZY = {
     "train_many": "ginmi.training",
     "evaluate_loss": "ginmi.training",
     "build_flow": "ginmi.architectures",
-    "VectorModelConfig": "ginmi.pipelines.common",
-    "train_vector_model": "ginmi.pipelines.common",
-    "train_vector_models": "ginmi.pipelines.common",
-    "compute_latents": "ginmi.pipelines.common",
+    "VectorModelConfig": "ginmi.vector",
+    "train_vector_model": "ginmi.vector",
+    "train_vector_models": "ginmi.vector",
+    "compute_latents": "ginmi.vector",
     # data
     "make_synthetic": "ginmi.data.synthetic",
     "sample_ood": "ginmi.data.synthetic",
     "SyntheticData": "ginmi.data.synthetic",
     "load_table": "ginmi.data.files",
+    "match_columns": "ginmi.data.files",
+    "encode_labels": "ginmi.vector",
+    "check_features": "ginmi.vector",
     # selection of the informative latents
     "SelectionConfig": "ginmi.selection",
     "Selection": "ginmi.selection",
@@ -63,6 +66,7 @@ _LAZY = {
     "abs_correlation": "ginmi.tasks.identifiability",
     "mcc": "ginmi.tasks.identifiability",
     "recovery": "ginmi.tasks.identifiability",
+    "baseline_recovery": "ginmi.tasks.recovery_baselines",
     "fgsm": "ginmi.tasks.adversarial",
     # scikit-learn estimators
     "GINTransformer": "ginmi.estimators",
@@ -73,12 +77,19 @@ __all__ = ["__version__", *_LAZY]
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ imports on demand
     from ginmi.architectures import build_flow
-    from ginmi.data.files import load_table
+    from ginmi.data.files import load_table, match_columns
     from ginmi.data.synthetic import SyntheticData, make_synthetic, sample_ood
     from ginmi.estimators import GINTransformer, InformativeSelector
     from ginmi.mi import bootstrap_intervals, gaussian_mutual_information, mutual_information, permutation_pvalues
     from ginmi.model import GINModel, load_model
-    from ginmi.pipelines.common import VectorModelConfig, compute_latents, train_vector_model, train_vector_models
+    from ginmi.vector import (
+        VectorModelConfig,
+        check_features,
+        compute_latents,
+        encode_labels,
+        train_vector_model,
+        train_vector_models,
+    )
     from ginmi.selection import (
         Selection,
         SelectionConfig,
@@ -91,6 +102,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ im
     from ginmi.tasks.adversarial import fgsm
     from ginmi.tasks.classification import accuracy, accuracy_vs_k, bayes_accuracy, posterior
     from ginmi.tasks.identifiability import abs_correlation, mcc, recovery
+    from ginmi.tasks.recovery_baselines import baseline_recovery
     from ginmi.tasks.ood import auroc, auroc_vs_k, log_density
     from ginmi.training import TrainConfig, evaluate_loss, train, train_many
 

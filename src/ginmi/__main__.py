@@ -1,6 +1,6 @@
 """`python -m ginmi` runs the command-line interface."""
 
-from ginmi.cli import main
+from ginmi.app.cli import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

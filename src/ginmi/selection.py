@@ -150,7 +150,7 @@ def select(
     extra: dict[str, Any] = {}
     if threshold == "top-k":
         if k is None or not 1 <= k <= len(scores):
-            raise ValueError(f"top-k needs k between 1 and {len(scores)} (--k), got {k}")
+            raise ValueError(f"top-k needs `k` between 1 and {len(scores)}, got {k}")
         n, reason = k, f"top-k with k={k}"
     elif threshold == "sharp-drop":
         n = sharp_drop(sorted_scores)
@@ -204,14 +204,14 @@ class SelectionConfig:
         if self.n_permutations < 0 or self.bootstrap < 0:
             raise ValueError("n_permutations and bootstrap must be >= 0")
         if self.threshold == "fdr" and self.n_permutations < 1:
-            raise ValueError("--threshold fdr needs --n-permutations >= 1")
+            raise ValueError("`threshold`='fdr' needs `n_permutations` >= 1")
         if not 0 < self.q < 1:
             raise ValueError(f"the FDR level q must lie in (0, 1), got {self.q}")
         if self.threshold == "top-k" and (self.k is None or self.k < 1):
-            raise ValueError(f"threshold top-k needs k >= 1 (--k, the number of dims kept), got {self.k}")
+            raise ValueError(f"`threshold`='top-k' needs `k` >= 1 (the number of dims kept), got {self.k}")
         if self.k is not None and self.threshold != "top-k":
-            raise ValueError(f"--k {self.k} is used only with --threshold top-k (now {self.threshold}); "
-                             "add --threshold top-k or drop --k")
+            raise ValueError(f"`k`={self.k} is used only with `threshold`='top-k' (now {self.threshold!r}); "
+                             "set `threshold`='top-k' or drop `k`")
         if self.n_neighbors < 1:
             raise ValueError(f"n_neighbors must be >= 1, got {self.n_neighbors}")
         if not 0 <= self.min_effect < 1:
@@ -222,7 +222,7 @@ class SelectionConfig:
     def check_dims(self, n_dims: int) -> None:
         """Refuse settings that cannot work on ``n_dims`` latent dims (before anything is trained)."""
         if self.k is not None and self.k > n_dims:
-            raise ValueError(f"--k {self.k} exceeds the {n_dims} dims of the data; use --k between 1 and {n_dims}")
+            raise ValueError(f"`k`={self.k} exceeds the {n_dims} dims of the data; use `k` between 1 and {n_dims}")
 
     def permutation_budget(self, n_dims: int) -> int:
         """Most permutations a dim's p-value may use: ``max_permutations``, by default ``ceil(2 * n_dims / q)``

@@ -96,7 +96,7 @@ def _load_csv(path: Path, label_column: str, require_labels: bool) -> Table:
     if label_column in header:
         label_idx = header.index(label_column)
     elif require_labels:
-        raise ValueError(f"{path} has no label column {label_column!r} (columns: {header}); set --label-column")
+        raise ValueError(f"{path} has no label column {label_column!r} (columns: {header}); set `label_column`")
     else:
         label_idx = None
     feature_idx = [i for i in range(len(header)) if i != label_idx]
@@ -114,7 +114,7 @@ def _load_csv(path: Path, label_column: str, require_labels: bool) -> Table:
             bad = next(v for v in column if not _is_float(v))
             raise ValueError(
                 f"{path}: feature column {header[i]!r} is not numeric (value {bad!r}); "
-                f"drop it or name it with --label-column if it holds the labels"
+                f"drop it or name it as `label_column` if it holds the labels"
             ) from None
     u = None if label_idx is None else np.array([_label(row[label_idx].strip()) for row in body])
     return Table(x=x, u=u, feature_names=[header[i] for i in feature_idx], named=True)

