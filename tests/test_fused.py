@@ -8,9 +8,9 @@ from dataclasses import replace
 import pytest
 import torch
 
-from ginmi.fused import FlatAdam, FusedStep, supports
+from ginmi.fused import FlatAdam, FlatParameters, FusedStep, supports
 from ginmi.model import GINModel
-from ginmi.training import TrainConfig, _FlatParameters, train
+from ginmi.training import TrainConfig, train
 
 pytest.importorskip("numba")
 
@@ -36,7 +36,7 @@ def test_loss_and_gradient_equal_autograd(stats, dim, width):
     params = [p for p in model.parameters() if p.requires_grad]
     loss = model.loss(x, u)
     expected = torch.autograd.grad(loss, params)
-    flat = _FlatParameters(params)
+    flat = FlatParameters(params)
     value = FusedStep(model, flat.flat.data, flat.flat.grad)(x, u)
     assert value == pytest.approx(loss.item(), rel=1e-12)
     scale = max(float(e.abs().max()) for e in expected)
@@ -48,7 +48,7 @@ def test_a_class_missing_from_the_batch_is_ignored_with_batch_statistics():
     model = _perturbed_model(4, 8, "batch")
     x, u = torch.randn(20, 4, dtype=torch.float64), torch.arange(20) % 2  # class 2 absent
     params = [p for p in model.parameters() if p.requires_grad]
-    flat = _FlatParameters(params)
+    flat = FlatParameters(params)
     assert FusedStep(model, flat.flat.data, flat.flat.grad)(x, u) == pytest.approx(model.loss(x, u).item())
 
 
@@ -147,7 +147,7 @@ def test_loss_and_gradient_equal_autograd_with_a_linear_stage(stats):
     loss = linear.loss(x, u)
     assert loss.item() != pytest.approx(model.loss(x, u).item())  # the stage changes the function
     expected = torch.autograd.grad(loss, params)
-    flat = _FlatParameters(params)
+    flat = FlatParameters(params)
     assert FusedStep(linear, flat.flat.data, flat.flat.grad)(x, u) == pytest.approx(loss.item(), rel=1e-12)
     for p, e in zip(params, expected):
         torch.testing.assert_close(p.grad, e, rtol=0, atol=1e-11 * max(float(t.abs().max()) for t in expected))

@@ -194,7 +194,7 @@ def test_train_many_in_threads_checkpoints_and_stops_on_ctrl_c(tmp_path):
 
     dirs = [tmp_path / f"trial{k}" for k in range(3)]
     cut = fresh()
-    with pytest.raises(TrainingInterrupted, match="--resume"):
+    with pytest.raises(TrainingInterrupted, match="`resume`=True"):
         train_many(cut, [d[0] for d in data], [d[1] for d in data], config, progress=False,
                    checkpoint_dirs=dirs, callbacks=[{"on_step": stop_at}, {}, {}])
     assert all((d / "checkpoint.pt").is_file() for d in dirs)

@@ -24,7 +24,6 @@ Example:
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -35,9 +34,6 @@ from torch import Tensor, nn
 
 __all__ = ["DistContext", "init_from_env", "is_main_process", "rank", "world_size", "shard",
            "wrap_objective", "broadcast_object", "cleanup"]
-
-_LOG_2PI = math.log(2 * math.pi)
-
 
 @dataclass(frozen=True)
 class DistContext:
@@ -123,6 +119,8 @@ class _ShardLoss(nn.Module):
         # batch statistics of the global batch (GINModel.loss, with all-reduced class sums)
         from torch.distributed.nn.functional import all_reduce
 
+        from ginmi.model import gaussian_nll
+
         w, log_det = model.flow(model.prepare(x))
         w = w.reshape(w.shape[0], -1)
         onehot = torch.nn.functional.one_hot(u, model.n_classes).to(w.dtype)
@@ -130,9 +128,8 @@ class _ShardLoss(nn.Module):
         tdist.all_reduce(counts)
         mean = all_reduce(onehot.T @ w) / counts[:, None]
         var = all_reduce(onehot.T @ (w - mean[u]) ** 2) / counts[:, None]
-        std = torch.sqrt(var + 1e-12)
-        nll = 0.5 + torch.log(std[u]).mean(1) + 0.5 * _LOG_2PI - log_det / model.dim
-        return nll.sum() * weight
+        std = torch.sqrt(var + 1e-12)  # as class_statistics
+        return gaussian_nll(w, torch.log(std[u]), None, log_det).sum() * weight
 
 
 def wrap_objective(model: nn.Module, ctx: DistContext) -> Callable[[Tensor, Tensor], tuple[Tensor, float]]:

@@ -6,61 +6,74 @@ the whole step (flow forward, the negative log-likelihood of :meth:`ginmi.model.
 with trainable or batch class statistics, and the backward pass through every coupling) is one
 numba kernel working feature-major (``(features, batch)``, so every inner loop runs over the
 batch and vectorises). It writes the gradient of every trainable parameter straight into the
-trainer's flat gradient buffer; :class:`FlatAdam` then clips that gradient and takes the Adam
-step in a second kernel.
+trainer's flat gradient buffer (:class:`FlatParameters`); :class:`FlatAdam` then clips that
+gradient and takes the Adam step in a second kernel.
 
-The function computed is the same as the PyTorch model's (tests compare loss and gradients with
-autograd, in float64 to rounding). Used by :func:`ginmi.training.train` for models it supports
-(:func:`supports`): vector flows of GIN couplings with ``Linear-ReLU-Linear-ReLU-Linear`` subnets,
-each followed by a permutation, on the CPU, in one process; anything else trains with autograd.
+The function computed is the reference one (:class:`ginmi.flows.GINCoupling`,
+:func:`ginmi.model.gaussian_nll`); the soft clamp's derivative is :func:`ginmi.flows.soft_clamp_derivative`
+itself, compiled. The first :class:`FusedStep` built for an architecture checks itself against
+autograd in float64 on a tiny batch. Used by :func:`ginmi.training.train` for the models it
+supports (:func:`unsupported_reason` says why not): vector flows whose blocks declare the
+``"fused"`` step (:func:`ginmi.flows.declared_backends`: GIN couplings with
+``Linear-ReLU-Linear-ReLU-Linear`` subnets, each followed by a permutation), on the CPU, in one process.
 
 Example:
     >>> import torch
-    >>> from ginmi.fused import FusedStep, supports
+    >>> from ginmi.fused import FlatParameters, FusedStep, supports
     >>> from ginmi.model import GINModel
     >>> model = GINModel({"name": "vector", "dim": 4, "width": 8, "init_identity": False}, n_classes=2)
     >>> params = [p for p in model.parameters() if p.requires_grad]
-    >>> values = torch.cat([p.detach().flatten() for p in params])
-    >>> grads = torch.zeros_like(values)
-    >>> offset = 0
-    >>> for p in params:  # the trainer's flat buffer: parameters become views of it
-    ...     p.data, offset = values[offset:offset + p.numel()].view_as(p), offset + p.numel()
+    >>> flat = FlatParameters(params)  # the trainer's flat buffer: parameters become views of it
     >>> x, u = torch.randn(8, 4), torch.tensor([0, 1] * 4)
-    >>> loss = FusedStep(model, values, grads)(x, u)
+    >>> loss = FusedStep(model, flat.flat.data, flat.flat.grad)(x, u)
     >>> autograd = torch.autograd.grad(model.loss(x, u), params)
     >>> supports(model), abs(loss - model.loss(x, u).item()) < 1e-5
     (True, True)
-    >>> bool(torch.allclose(grads, torch.cat([g.flatten() for g in autograd]), atol=1e-5))
+    >>> bool(torch.allclose(flat.flat.grad, torch.cat([g.flatten() for g in autograd]), atol=1e-5))
     True
 """
 
 from __future__ import annotations
 
+import copy
 import math
+import threading
+from typing import Sequence
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ginmi.flows import SOFT_CLAMP_SCALE, AffineCoupling, Permutation
+from ginmi.flows import SOFT_CLAMP_SCALE, Permutation, declared_backends, soft_clamp_derivative
 
 try:
     import numba
 except ImportError:  # pragma: no cover - exercised when numba is absent
     numba = None
 
-__all__ = ["supports", "compiled", "FusedStep", "FlatAdam"]
+__all__ = ["supports", "unsupported_reason", "compiled", "FusedStepUnavailable", "FusedStepWarning",
+           "FlatParameters", "FusedStep", "FlatAdam"]
 
 _LOG_2PI = math.log(2 * math.pi)
 # Reassociation lets the batch reductions vectorise; no "nnan"/"ninf", so a diverging run still
 # produces the NaN or inf that the trainer's divergence guard looks for.
 _FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
 _BLAS_MIN = 32 * 32  # layers with at least this many weights multiply with BLAS (np.dot), smaller ones in loops
+_MLP = (nn.Linear, nn.ReLU, nn.Linear, nn.ReLU, nn.Linear)  # the subnet shape the kernel computes
+SELF_CHECK_RTOL = 1e-9  # float64 agreement with autograd that the self-check asks for
+
+
+class FusedStepUnavailable(ValueError):
+    """The fused step cannot train this model: unsupported, or it disagrees with autograd on it."""
+
+
+class FusedStepWarning(UserWarning):
+    """A CPU vector model trains with autograd instead of the fused step (the message says why)."""
 
 
 def _is_mlp(net: nn.Module) -> bool:
-    kinds = (nn.Linear, nn.ReLU, nn.Linear, nn.ReLU, nn.Linear)
-    return isinstance(net, nn.Sequential) and len(net) == 5 and all(isinstance(m, k) for m, k in zip(net, kinds))
+    """Exactly ``Linear-ReLU-Linear-ReLU-Linear`` (exact types: a subclass may compute something else)."""
+    return type(net) is nn.Sequential and tuple(type(m) for m in net) == _MLP
 
 
 def compiled() -> bool:
@@ -69,35 +82,111 @@ def compiled() -> bool:
     return numba is not None and bool(_step.signatures) and bool(_adam.signatures)
 
 
-def supports(model: nn.Module) -> bool:
-    """Whether :class:`FusedStep` can train ``model``: numba present, CPU, float32/64, vector GIN flow."""
+def unsupported_reason(model: nn.Module) -> str | None:
+    """Why :class:`FusedStep` cannot train ``model``, or None when it can: numba present, parameters on
+    the CPU in one float32/64 dtype, a vector flow of couplings that declare the ``"fused"`` step with
+    ``Linear-ReLU-Linear-ReLU-Linear`` subnets, each followed by a :class:`~ginmi.flows.Permutation`."""
+    if numba is None:
+        return "numba is not installed (pip install numba)"
     blocks = list(getattr(getattr(model, "flow", None), "blocks", []))
-    if numba is None or not blocks or len(blocks) % 2 or len(getattr(model, "input_shape", ())) != 1:
-        return False
+    if len(getattr(model, "input_shape", ())) != 1 or not blocks:
+        return "the fused step trains vector flows only"
     params = list(model.parameters())
-    if any(p.device.type != "cpu" or p.dtype != params[0].dtype for p in params):
-        return False
-    if params[0].dtype not in (torch.float32, torch.float64):
-        return False
-    for coupling, perm in zip(blocks[::2], blocks[1::2]):
-        if not (isinstance(coupling, AffineCoupling) and coupling.volume_preserving and isinstance(perm, Permutation)
-                and _is_mlp(coupling.subnet1) and _is_mlp(coupling.subnet2)):
-            return False
-    return True
+    if any(p.device.type != "cpu" for p in params):
+        return "the fused step runs on the CPU"
+    if {p.dtype for p in params} not in ({torch.float32}, {torch.float64}):
+        return f"the fused step computes in float32 or float64, the parameters are {params[0].dtype}"
+    for k, block in enumerate(blocks):
+        if "fused" not in declared_backends(block):
+            return f"{type(block).__name__} (block {k}) does not declare the fused step"
+        if (type(block) is Permutation) != (k % 2 == 1):
+            return "the fused step needs each coupling followed by one permutation"
+        if k % 2 == 0 and not (_is_mlp(block.subnet1) and _is_mlp(block.subnet2)):
+            return (f"the subnets of block {k} are not Linear-ReLU-Linear-ReLU-Linear, the subnet shape "
+                    "the fused kernel computes")
+    if len(blocks) % 2:
+        return "the fused step needs each coupling followed by one permutation"
+    return None
+
+
+def supports(model: nn.Module) -> bool:
+    """Whether :class:`FusedStep` can train ``model`` (see :func:`unsupported_reason`)."""
+    return unsupported_reason(model) is None
+
+
+class FlatParameters:
+    """Pack parameters into one flat buffer: each ``p.data`` and ``p.grad`` becomes a view of it.
+
+    Autograd accumulates into the existing ``.grad`` views in place, so after ``backward`` the
+    whole gradient is ``self.flat.grad``; one fused Adam step on ``self.flat`` updates every
+    parameter, and :class:`FusedStep` writes its gradient there. :meth:`unpack` gives each
+    parameter its own storage back. With ``n_models``, parameters are stacked (leading model
+    dimension) and the buffer is ``(n_models, total)``.
+    """
+
+    def __init__(self, params: Sequence[nn.Parameter], n_models: int | None = None) -> None:
+        self.params = list(params)
+        lead = () if n_models is None else (n_models,)
+        with torch.no_grad():
+            self.flat = nn.Parameter(torch.cat([p.detach().reshape(*lead, -1) for p in self.params], dim=-1))
+        self.flat.grad = torch.zeros_like(self.flat)
+        offset = 0
+        for p in self.params:
+            n = p.numel() // (n_models or 1)
+            p.data = self.flat.data[..., offset:offset + n].view_as(p)
+            p.grad = self.flat.grad[..., offset:offset + n].view_as(p)
+            offset += n
+
+    def unpack(self) -> None:
+        for p in self.params:
+            p.data = p.data.clone()
+            p.grad = None
+
+
+_CHECKED: dict[tuple, str | None] = {}  # architecture -> None (agrees with autograd) or the disagreement
+_CHECK_LOCK = threading.Lock()  # train_many builds steps in threads
+
+
+def _disagreement(model: nn.Module) -> str | None:
+    """Loss and gradient of the fused step against autograd on a float64 twin of ``model`` with random
+    weights (so that every path carries gradient), on a tiny batch: None when they agree."""
+    twin = copy.deepcopy(model).double()
+    g = torch.Generator().manual_seed(0)
+    params = [p for p in twin.parameters() if p.requires_grad]
+    with torch.no_grad():
+        for p in params:
+            p.add_(torch.randn(p.shape, generator=g, dtype=p.dtype), alpha=0.3)
+    n = 4 * twin.n_classes
+    x = twin.shift + twin.scale * torch.randn(n, *twin.input_shape, generator=g, dtype=torch.float64)
+    u = torch.arange(n) % twin.n_classes
+    loss = twin.loss(x, u)
+    expected = torch.cat([e.flatten() for e in torch.autograd.grad(loss, params)])
+    flat = FlatParameters(params)
+    value = FusedStep(twin, flat.flat.data, flat.flat.grad, check=False)(x, u)
+    grad_error = float((flat.flat.grad - expected).abs().max() / expected.abs().max().clamp_min(1e-300))
+    loss_error = abs(value - loss.item()) / max(1.0, abs(loss.item()))
+    if max(grad_error, loss_error) <= SELF_CHECK_RTOL and math.isfinite(value):
+        return None
+    return (f"the fused step disagrees with autograd on this architecture in float64 (loss {value!r} against "
+            f"{loss.item()!r}, gradient off by {grad_error:.1e} relative); please report it")
 
 
 class FusedStep:
     """Loss and gradient of ``model.loss`` for one batch, in one compiled pass.
 
-    ``values`` and ``grads`` are the trainer's flat parameter and gradient buffers: every
-    trainable parameter of ``model`` must be a view of ``values`` (and its ``.grad`` the view of
-    ``grads`` at the same offset). Calling it on a batch ``(x, u)`` overwrites ``grads`` with the
-    gradient of ``model.loss(x, u)`` and returns the loss as a float; parameters are read at call time.
+    ``values`` and ``grads`` are the trainer's flat parameter and gradient buffers
+    (:class:`FlatParameters`): every trainable parameter of ``model`` must be a view of ``values``
+    (and its ``.grad`` the view of ``grads`` at the same offset). Calling it on a batch ``(x, u)``
+    overwrites ``grads`` with the gradient of ``model.loss(x, u)`` and returns the loss as a float;
+    parameters are read at call time. The first step built for an architecture (layer shapes,
+    splits, clamps, statistics) is checked against autograd in float64 (``check``); raises
+    :class:`FusedStepUnavailable` when the model is unsupported or the check fails.
     """
 
-    def __init__(self, model: nn.Module, values: Tensor, grads: Tensor) -> None:
-        if not supports(model):
-            raise ValueError("this model is not supported by the fused step; train it with autograd")
+    def __init__(self, model: nn.Module, values: Tensor, grads: Tensor, *, check: bool = True) -> None:
+        reason = unsupported_reason(model)
+        if reason is not None:
+            raise FusedStepUnavailable(reason)
         self.model = model
         self.values, self.grads = values.detach().numpy(), grads.numpy()
         base, size = values.data_ptr(), values.element_size()
@@ -117,7 +206,7 @@ class FusedStep:
                     layers.append([offset(net[j].weight), out_features, in_features, offset(net[j].bias)])
         self.layers = np.array(layers, dtype=np.int64).reshape(len(blocks) // 2, 2, 3, 4)
         self.splits = np.array([c.split1 for c in blocks[::2]], dtype=np.int64)
-        self.clamps = np.array([c.clamp * SOFT_CLAMP_SCALE for c in blocks[::2]], dtype=np.float64)
+        self.clamps = np.array([c.clamp for c in blocks[::2]], dtype=np.float64)
         self.perms = np.stack([p.perm.numpy() for p in blocks[1::2]]).astype(np.int64)
         trainable = model.stats == "trainable"
         self.stats = (offset(model.mu), offset(model.log_sigma)) if trainable else (-1, -1)
@@ -125,6 +214,14 @@ class FusedStep:
         self._workspace: dict[int, tuple[np.ndarray, ...]] = {}
         dim = model.shift.numel()
         self._identity = (np.zeros(dim, self.values.dtype), np.ones(dim, self.values.dtype))  # shift, scale
+        if check:
+            architecture = (self.layers[..., 1:3].tobytes(), self.splits.tobytes(), self.clamps.tobytes(),
+                            trainable, model.n_classes, model.linear is not None)
+            with _CHECK_LOCK:
+                if architecture not in _CHECKED:
+                    _CHECKED[architecture] = _disagreement(model)
+            if _CHECKED[architecture] is not None:
+                raise FusedStepUnavailable(_CHECKED[architecture])
 
     def _buffers(self, dim: int, batch: int) -> tuple[np.ndarray, ...]:
         """Activations kept for the backward pass, one set per batch size (full and last batch)."""
@@ -229,6 +326,15 @@ if numba is not None:
             p[i] -= step_size * m[i] / (math.sqrt(v[i]) / root_bc2 + eps)
         return norm
 
+    # inlined into the kernels' loops (a call per element would stop them vectorising)
+    _inline = numba.njit(cache=True, nogil=True, fastmath=_FASTMATH, inline="always")
+    _soft_clamp_derivative = _inline(soft_clamp_derivative)  # the reference definition, compiled
+
+    @_inline
+    def _soft_clamp(s, clamp):
+        """:func:`ginmi.flows.soft_clamp` of one number (its torch form cannot compile; tests compare them)."""
+        return clamp * SOFT_CLAMP_SCALE * math.atan(s)
+
     @_njit
     def _matrix(flat, offset, rows, cols):
         return flat[offset:offset + rows * cols].reshape(rows, cols)
@@ -302,7 +408,7 @@ if numba is not None:
         for i in range(inp.shape[1]):
             mean = 0.0
             for j in range(n):
-                e[j, i] = clamp * math.atan(o[j, i])
+                e[j, i] = _soft_clamp(o[j, i], clamp)
                 mean += e[j, i]
             mean /= n
             for j in range(n):
@@ -321,8 +427,7 @@ if numba is not None:
                 mean += go[j, i]
             mean /= n
             for j in range(n):
-                r = o[j, i]
-                go[j, i] = (go[j, i] - mean) * clamp / (1 + r * r)
+                go[j, i] = (go[j, i] - mean) * _soft_clamp_derivative(o[j, i], clamp)
                 go[n + j, i] = gout[j, i]
         for layer in (2, 1, 0):  # output layer first; each fills the gradient of the layer below
             rows, cols, w_at, b_at = lay[layer, 1], lay[layer, 0 + 2], lay[layer, 0], lay[layer, 3]

@@ -34,6 +34,7 @@ Example:
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import os
 import threading
@@ -53,9 +54,10 @@ from ginmi import distributed as dist
 from ginmi._platform import usable_cores
 from ginmi.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from ginmi.config import option
-from ginmi.fused import FlatAdam, FusedStep
+from ginmi.flows import Permutation, declared_backends
+from ginmi.fused import FlatAdam, FlatParameters, FusedStep, FusedStepUnavailable, FusedStepWarning, unsupported_reason
 from ginmi.fused import supports as fused_supports
-from ginmi.model import GINModel
+from ginmi.model import GINModel, class_statistics, gaussian_nll
 
 __all__ = [
     "TrainConfig",
@@ -145,7 +147,7 @@ class TrainConfig:
         if self.seed < 0 or self.threads < 0:
             raise ValueError(f"seed and threads must be >= 0, got {self.seed}, {self.threads}")
         if self.resume and self.overwrite:
-            raise ValueError("--resume continues the run in --out, --overwrite deletes it: give one of them")
+            raise ValueError("`resume` continues the run in the output folder, `overwrite` deletes it: give one of them")
         if self.device != "auto":
             try:
                 torch.device(self.device)
@@ -213,7 +215,7 @@ class TrainingInterrupted(KeyboardInterrupt):
     def __init__(self, checkpoint: Path | None, epoch: int, epochs: int, step: int) -> None:
         self.checkpoint, self._args = checkpoint, (checkpoint, epoch, epochs, step)
         super().__init__(f"interrupted in epoch {epoch + 1}/{epochs} after {step} steps; the state is saved in "
-                         f"{checkpoint}: run the same command with --resume to continue")
+                         f"{checkpoint}: train again with `resume`=True to continue")
 
     def __reduce__(self) -> tuple[Any, ...]:  # picklable, so that a worker process can report it
         return type(self), self._args
@@ -269,7 +271,7 @@ def _check_fingerprint(state: dict[str, Any], config: TrainConfig, path: Path | 
         diff = sorted(k for k in set(state["config"]) | set(_config_fingerprint(config))
                       if state["config"].get(k) != _config_fingerprint(config).get(k))
         raise ValueError(f"cannot resume from {path}: it was written with other training options "
-                         f"({', '.join(diff)}); use the same options or another --out folder")
+                         f"({', '.join(diff)}); use the same options or another checkpoint folder")
 
 
 class SmallDataWarning(UserWarning):
@@ -290,7 +292,7 @@ def resolve_device(device: str, model: nn.Module | None = None) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} asked for, but CUDA is not available here; use --device cpu")
+        raise ValueError(f"device {device!r} asked for, but CUDA is not available here; use `device`='cpu'")
     return dev
 
 
@@ -410,32 +412,26 @@ class _LRSchedule:
         return warmup * self.gamma ** sum(step >= m for m in self.milestones)
 
 
-class _FlatParameters:
-    """Pack parameters into one flat buffer: each ``p.data`` and ``p.grad`` becomes a view of it.
+_FALLBACKS_SAID: set[str] = set()  # reasons already given for training a vector model with autograd
 
-    Autograd accumulates into the existing ``.grad`` views in place, so after ``backward`` the
-    whole gradient is ``self.flat.grad``; one fused Adam step on ``self.flat`` updates every
-    parameter. :meth:`unpack` gives each parameter its own storage back.
-    """
 
-    def __init__(self, params: Sequence[nn.Parameter], n_models: int | None = None) -> None:
-        # with n_models, parameters are stacked (leading model dim): the buffer is (n_models, total)
-        self.params = list(params)
-        lead = () if n_models is None else (n_models,)
-        with torch.no_grad():
-            self.flat = nn.Parameter(torch.cat([p.detach().reshape(*lead, -1) for p in self.params], dim=-1))
-        self.flat.grad = torch.zeros_like(self.flat)
-        offset = 0
-        for p in self.params:
-            n = p.numel() // (n_models or 1)
-            p.data = self.flat.data[..., offset:offset + n].view_as(p)
-            p.grad = self.flat.grad[..., offset:offset + n].view_as(p)
-            offset += n
+def _autograd_fallback(model: GINModel, why: str) -> None:
+    """Say once per reason that a vector model on the CPU trains with autograd instead of the fused step."""
+    if len(model.input_shape) == 1 and why not in _FALLBACKS_SAID:
+        _FALLBACKS_SAID.add(why)
+        warnings.warn(f"{why}; training with autograd, about 6x slower", FusedStepWarning, stacklevel=3)
 
-    def unpack(self) -> None:
-        for p in self.params:
-            p.data = p.data.clone()
-            p.grad = None
+
+def _fused_step(model: GINModel, flat: FlatParameters | None, config: TrainConfig,
+                device: torch.device) -> FusedStep | None:
+    """The fused step of ``model`` where ``config`` asks for it and the model allows it, else None (autograd)."""
+    if flat is None or not config.fused or device.type != "cpu":
+        return None
+    try:
+        return FusedStep(model, flat.flat.data, flat.flat.grad)
+    except FusedStepUnavailable as why:
+        _autograd_fallback(model, str(why))
+        return None
 
 
 def _adam(params: list[Tensor], config: TrainConfig) -> torch.optim.Adam:
@@ -479,7 +475,7 @@ def _divergence(what: str, epoch: int, step: int, config: TrainConfig, checkpoin
             if checkpoint is not None and good_epoch is not None else "")
     return DivergenceError(
         f"non-finite {what} at step {step} (epoch {epoch}){kept}; lower the learning rate "
-        f"(--lr, now {config.lr:g}, e.g. --lr {config.lr / 10:g}) or clip gradients (--grad-clip)"
+        f"(`lr`, now {config.lr:g}, e.g. `lr`={config.lr / 10:g}) or clip gradients (`grad_clip`)"
     )
 
 
@@ -564,10 +560,9 @@ def train(
         model.to(device).train()
         x, u = x.to(device), u.to(device)
         params = [p for p in model.parameters() if p.requires_grad]
-        flat = _FlatParameters(params) if ctx.world_size == 1 else None
+        flat = FlatParameters(params) if ctx.world_size == 1 else None
         opt_params = [flat.flat] if flat is not None else params
-        fused = (FusedStep(model, flat.flat.data, flat.flat.grad)
-                 if flat is not None and config.fused and fused_supports(model) else None)
+        fused = _fused_step(model, flat, config, device)
         optimizer = (FlatAdam(flat.flat, flat.flat.grad, lr=config.lr, weight_decay=config.weight_decay)
                      if fused is not None else _adam(opt_params, config))
         batch_size = config.batch_size_for(len(x))
@@ -724,7 +719,7 @@ def train_many(
     and raises :class:`TrainingInterrupted`. The stacked path takes neither.
     """
     with cpu_threads(config, models[0]):
-        from torch.func import functional_call, stack_module_state, vmap
+        from torch.func import stack_module_state
 
         n_models = len(models)
         if n_models == 0:
@@ -741,8 +736,11 @@ def train_many(
             raise ValueError("train_many needs models of the same architecture and statistics")
         seeds = list(seeds) if seeds is not None else [config.seed + k for k in range(n_models)]
         device = resolve_device(config.device, models[0] if config.fused else None)
-        if device.type == "cpu" and config.fused and all(fused_supports(m.cpu()) for m in models):
-            return _train_in_threads(models, xs, us, config, seeds, progress, checkpoint_dirs, callbacks)
+        if device.type == "cpu" and config.fused:
+            why = next(filter(None, (unsupported_reason(m.cpu()) for m in models)), None)
+            if why is None:
+                return _train_in_threads(models, xs, us, config, seeds, progress, checkpoint_dirs, callbacks)
+            _autograd_fallback(models[0], why)
         torch.manual_seed(seeds[0])
         for m in models:
             m.to(device).train()
@@ -754,18 +752,8 @@ def train_many(
         frozen = {k: v.detach() for k, v in params.items() if k not in trainable}
         names = list(trainable)
         leaves = [nn.Parameter(trainable[k].detach().clone()) for k in names]
-        if _stackable(models[0]):
-            def batched_loss(p: dict[str, Tensor], b: dict[str, Tensor], xb: Tensor, ub: Tensor) -> Tensor:
-                return _stacked_loss(models[0], p, b, xb, ub)
-        else:  # any other architecture: vmap over functional_call (generic, slower)
-            base = copy.deepcopy(models[0]).to("meta")
-
-            def loss_one(p: dict[str, Tensor], b: dict[str, Tensor], xb: Tensor, ub: Tensor) -> Tensor:
-                return functional_call(base, (p, b), (xb, ub), kwargs={}, strict=False, tie_weights=False)
-
-            base.forward = base.loss  # functional_call calls forward: make it the loss
-            batched_loss = vmap(loss_one, in_dims=(0, 0, 0, 0))
-        flat = _FlatParameters(leaves, n_models)
+        batched_loss = _stacked_objective(models[0])
+        flat = FlatParameters(leaves, n_models)
         grads = flat.flat.grad
         stacked = dict(zip(names, leaves)) | frozen
         optimizer = _adam([flat.flat], config)
@@ -849,40 +837,55 @@ def _train_in_threads(models: Sequence[GINModel], xs: Sequence[Tensor], us: Sequ
         _STOP_THREADS.clear()
 
 
+StackedLoss = Callable[[dict[str, Tensor], dict[str, Tensor], Tensor, Tensor], Tensor]
+
+
+def _stacked_objective(model: GINModel) -> StackedLoss:
+    """``loss(params, buffers, x, u)`` of N stacked models of ``model``'s architecture (parameters and
+    buffers with a leading model dimension, ``x`` of shape ``(N, B, ...)``): :func:`_stacked_loss`
+    where every block declares the stacked step, else vmap over ``functional_call`` (generic, slower)."""
+    if _stackable(model):
+        return functools.partial(_stacked_loss, model)
+    from torch.func import functional_call, vmap
+
+    base = copy.deepcopy(model).to("meta")
+    base.forward = base.loss  # functional_call calls forward: make it the loss
+
+    def loss_one(p: dict[str, Tensor], b: dict[str, Tensor], xb: Tensor, ub: Tensor) -> Tensor:
+        return functional_call(base, (p, b), (xb, ub), strict=False, tie_weights=False)
+
+    return vmap(loss_one)
+
+
 def _stackable(model: GINModel) -> bool:
-    """Flows of couplings with Linear/ReLU subnets and permutations: the stacked fast path applies."""
-    from ginmi.flows import AffineCoupling, Permutation
-
+    """Every block declares the stacked step (:func:`ginmi.flows.declared_backends`) and every coupling
+    subnet is a Sequential of Linear and ReLU layers (exact types), as :func:`_stacked_loss` computes."""
     def plain(net: nn.Module) -> bool:
-        return isinstance(net, nn.Sequential) and all(isinstance(m, (nn.Linear, nn.ReLU)) for m in net)
+        return type(net) is nn.Sequential and all(type(m) in (nn.Linear, nn.ReLU) for m in net)
 
-    return all(isinstance(b, Permutation) or (isinstance(b, AffineCoupling) and plain(b.subnet1) and plain(b.subnet2))
-               for b in getattr(model.flow, "blocks", [None]))
+    blocks = getattr(model.flow, "blocks", None)
+    return blocks is not None and all(
+        "stacked" in declared_backends(b) and (type(b) is Permutation or plain(b.subnet1) and plain(b.subnet2))
+        for b in blocks)
 
 
 def _stacked_loss(model: GINModel, p: dict[str, Tensor], b: dict[str, Tensor], x: Tensor, u: Tensor) -> Tensor:
     """:meth:`GINModel.loss` of N stacked models at once: ``x`` is ``(N, B, dim)``, returns ``(N,)``.
 
-    The same operations as :mod:`ginmi.flows` and :meth:`GINModel.loss`, with a leading model
-    dimension: linear layers become ``baddbmm`` over stacked weights.
+    Each coupling runs its own :meth:`~ginmi.flows.AffineCoupling.couple` along dimension 2 with
+    subnets batched over the models (``baddbmm`` over stacked weights); the loss is
+    :func:`ginmi.model.gaussian_nll`.
     """
-    from ginmi.flows import Permutation, soft_clamp
-    from ginmi.model import _LOG_2PI, class_statistics
+    def mlp(prefix: str, net: nn.Sequential) -> Callable[[Tensor], Tensor]:
+        def run(h: Tensor) -> Tensor:
+            for j, layer in enumerate(net):
+                if type(layer) is nn.Linear:
+                    h = torch.baddbmm(p[f"{prefix}{j}.bias"][:, None, :], h, p[f"{prefix}{j}.weight"].transpose(1, 2))
+                else:
+                    h = torch.relu(h)
+            return h
 
-    def mlp(prefix: str, net: nn.Sequential, h: Tensor) -> Tensor:
-        for j, layer in enumerate(net):
-            if isinstance(layer, nn.Linear):
-                h = torch.baddbmm(p[f"{prefix}{j}.bias"][:, None, :], h, p[f"{prefix}{j}.weight"].transpose(1, 2))
-            else:
-                h = torch.relu(h)
-        return h
-
-    def scale_shift(block: nn.Module, prefix: str, h: Tensor, n: int) -> tuple[Tensor, Tensor]:
-        s, t = torch.split(mlp(prefix, getattr(block, prefix.split(".")[-2]), h), n, dim=2)
-        s = soft_clamp(s, block.clamp)
-        if block.volume_preserving:
-            s = s - s.mean(2, keepdim=True)
-        return s, t
+        return run
 
     h = (x - b["shift"][:, None]) / b["scale"][:, None]
     if b.get("linear") is not None:
@@ -890,28 +893,19 @@ def _stacked_loss(model: GINModel, p: dict[str, Tensor], b: dict[str, Tensor], x
     log_det = None
     for i, block in enumerate(model.flow.blocks):
         pre = f"flow.blocks.{i}."
-        if isinstance(block, Permutation):
+        if type(block) is Permutation:
             h = torch.take_along_dim(h, b[pre + "perm"][:, None, :], dim=2)
             continue
-        h1, h2 = torch.split(h, [block.split1, block.split2], dim=2)
-        s2, t2 = scale_shift(block, pre + "subnet2.", h2, block.split1)
-        y1 = h1 * torch.exp(s2) + t2
-        s1, t1 = scale_shift(block, pre + "subnet1.", y1, block.split2)
-        y2 = h2 * torch.exp(s1) + t1
-        h = torch.cat((y1, y2), 2)
-        if not block.volume_preserving:
-            ld = s1.sum(2) + s2.sum(2)
+        h, ld = block.couple(h, mlp(pre + "subnet1.", block.subnet1), mlp(pre + "subnet2.", block.subnet2), dim=2)
+        if ld is not None:
             log_det = ld if log_det is None else log_det + ld
     if model.stats == "trainable":
         rows = torch.arange(len(u), device=u.device)[:, None]
-        log_sigma = p["log_sigma"][rows, u]
-        nll = (0.5 * (h - p["mu"][rows, u]) ** 2 * torch.exp(-2 * log_sigma) + log_sigma).mean(2)
+        nll = gaussian_nll(h, p["log_sigma"][rows, u], p["mu"][rows, u], log_det)
     else:
-        nll = torch.stack([0.5 + torch.log(class_statistics(h[k], u[k], model.n_classes)[1][u[k]]).mean(1)
-                           for k in range(len(h))])
-    nll = nll + 0.5 * _LOG_2PI
-    if log_det is not None:
-        nll = nll - log_det / model.dim
+        log_std = torch.stack([torch.log(class_statistics(h[k], u[k], model.n_classes)[1][u[k]])
+                               for k in range(len(h))])
+        nll = gaussian_nll(h, log_std, None, log_det)
     return nll.mean(1)
 
 
@@ -923,7 +917,6 @@ def evaluate_loss(model: GINModel, x: Tensor, u: Tensor, batch_size: int = 4096)
     total = 0.0
     for xb, ub in zip(x.split(batch_size), u.split(batch_size)):
         w, log_det = model.flow(model.prepare(xb.to(device)))
-        log_p = model.class_log_density(w.reshape(len(w), -1))
-        nll = -(log_p.gather(1, ub.to(device)[:, None])[:, 0] + log_det) / model.dim
-        total += float(nll.sum())
+        ub = ub.to(device)
+        total += float(gaussian_nll(w.reshape(len(w), -1), model.log_sigma[ub], model.mu[ub], log_det).sum())
     return total / len(x)
