@@ -47,8 +47,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     # pixels are already in [0, 1] and many are constant: no per-pixel standardisation
     k = 16 if args.quick else 32
-    gin = GINTransformer(standardize=False, n_blocks=4, width=64 if args.quick else 128, epochs=epochs,
-                         batch_size=100, warmup_steps=20, threshold="top-k", k=k)
+    gin = GINTransformer(InformativeSelector(threshold="top-k", k=k), standardize=False, n_blocks=4,
+                         width=64 if args.quick else 128, epochs=epochs, batch_size=100, warmup_steps=20)
     gin.fit(x, y)
     print(f"training loss {gin.history_['epoch_loss'][0]:.3f} -> {gin.history_['epoch_loss'][-1]:.3f}; "
           f"test accuracy on the {len(gin.selected_)} MI-selected latents {gin.score(x_test, data.test_y):.3f}")

@@ -1,21 +1,26 @@
 """scikit-learn estimators: a thin facade over the torch core, for pipelines, grid search and notebooks.
 
-:class:`GINTransformer`
-    learns a GIN flow ``w = g(x)`` with the class-conditional Gaussian of ``w`` given the label
-    (paper Eq. 5), selects the informative latents by MI (or VAR), and offers ``transform`` /
-    ``inverse_transform`` between ``x`` and ``w``, the Bayes posterior on the selected latents
-    (paper Eq. 6: ``predict`` / ``predict_proba``) and their log-density for outlier detection
-    (``score_samples``).
 :class:`InformativeSelector`
     scores the columns of any feature matrix by ``I(x_i; y)`` (or the VAR criterion) and keeps the
     informative ones with the chosen threshold (``top-k``, ``sharp-drop``, ``max-curvature``,
     ``fdr``); a ``SelectorMixin``, so ``get_support`` and ``transform`` work as usual.
+:class:`GINTransformer`
+    learns a GIN flow ``w = g(x)`` with the class-conditional Gaussian of ``w`` given the label
+    (paper Eq. 5), selects the informative latents with its ``selector`` (by default an
+    :class:`InformativeSelector`), and offers ``transform`` / ``inverse_transform`` between ``x``
+    and ``w``, the Bayes posterior on the selected latents (paper Eq. 6: ``predict`` /
+    ``predict_proba``) and their log-density for outlier detection (``score_samples``).
 
 Both follow scikit-learn's conventions: hyper-parameters in ``__init__`` only, learned attributes
-ending in ``_``, ``fit`` returns ``self``, numpy in and out. The hyper-parameters have the same
-names and defaults as the options of ``ginmi fit`` (:class:`~ginmi.training.TrainConfig`,
-:class:`~ginmi.pipelines.common.VectorModelConfig`, :class:`~ginmi.selection.SelectionConfig`),
-except ``random_state`` (the CLI's ``--seed``) and ``verbose`` (``--progress``).
+ending in ``_``, ``fit`` returns ``self``, numpy in and out. Their parameters are not written here
+but taken from the configuration dataclasses the commands use, so every option is declared once:
+the fields of :class:`~ginmi.selection.SelectionConfig` are the parameters of
+:class:`InformativeSelector`, those of :class:`~ginmi.vector.VectorModelConfig` and
+:class:`~ginmi.training.TrainConfig` the parameters of :class:`GINTransformer`, with the same names,
+defaults and checks (``_parameter_constraints`` holds each field's type and choices, the
+dataclass's own ``__post_init__`` its ranges). The selection options of :class:`GINTransformer` are
+those of its ``selector`` (``selector__q`` in ``set_params`` and parameter grids), as in
+scikit-learn's meta-estimators.
 
 Example:
     >>> import numpy as np
@@ -32,29 +37,83 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+import types
+import typing
 import warnings
-from numbers import Integral
-from typing import Any
+from numbers import Integral, Real
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin, clone
 from sklearn.feature_selection import SelectorMixin
 from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import HasMethods, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from ginmi.pipelines.common import VectorModelConfig, encode_labels, train_vector_model
 from ginmi.selection import SelectionConfig, score_criteria, select, var_scores
-from ginmi.tasks.classification import posterior
+from ginmi.tasks.classification import PRIORS, posterior
 from ginmi.tasks.ood import log_density
 from ginmi.training import TrainConfig
+from ginmi.vector import VectorModelConfig, encode_labels, train_vector_model
 
 __all__ = ["GINTransformer", "InformativeSelector"]
 
-_MODEL, _TRAIN, _SELECT = VectorModelConfig(), TrainConfig(), SelectionConfig()
-_SELECTOR_PARAMS = ("criterion", "threshold", "k", "q", "min_effect", "n_permutations", "max_permutations",
-                    "n_neighbors", "var_kind", "mi_estimator", "random_state")
+ConfigT = TypeVar("ConfigT")
+
+_RUN_FOLDER_OPTIONS = ("checkpoint_every", "checkpoint_seconds", "resume", "overwrite")
+"""The :class:`~ginmi.training.TrainConfig` options about the checkpoints of a command's run folder:
+an estimator trains in memory, so they are not among its parameters."""
+
+_TYPE_CONSTRAINTS: dict[Any, Any] = {bool: "boolean", int: Integral, float: Real, str: str, tuple: tuple}
+_KEYWORD = inspect.Parameter.KEYWORD_ONLY
+_SELF = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+
+
+def _parameter(name: str, default: Any, annotation: Any, kind: Any = _KEYWORD) -> inspect.Parameter:
+    return inspect.Parameter(name, kind, default=default, annotation=annotation)
+
+
+def _options(config: type, exclude: tuple[str, ...] = ()) -> tuple[list[inspect.Parameter], dict[str, list[Any]]]:
+    """Keyword-only estimator parameters named, typed and defaulted as the fields of the dataclass
+    ``config``, and their scikit-learn constraints: the field's type (its choices for a string), and
+    None if the field is optional. Ranges stay in ``config.__post_init__``, run when ``fit`` builds it."""
+    hints = typing.get_type_hints(config)
+    parameters, constraints = [], {}
+    for f in dataclasses.fields(config):
+        if f.name in exclude:
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[operator]
+        parameters.append(_parameter(f.name, default, hints[f.name]))
+        union = typing.get_origin(hints[f.name]) in (typing.Union, types.UnionType)
+        choices = f.metadata.get("choices")
+        constraints[f.name] = [
+            None if arg is type(None) else StrOptions(set(choices)) if choices
+            else _TYPE_CONSTRAINTS[typing.get_origin(arg) or arg]
+            for arg in (typing.get_args(hints[f.name]) if union else (hints[f.name],))
+        ]
+    return parameters, constraints
+
+
+def _store(estimator: BaseEstimator, signature: inspect.Signature, args: tuple[Any, ...],
+           kwargs: dict[str, Any]) -> None:
+    """The ``__init__`` of an estimator whose signature is built from dataclass fields: bind the
+    arguments to ``signature`` (a TypeError for unknown or missing ones) and store them, nothing else."""
+    bound = signature.bind(estimator, *args, **kwargs)
+    bound.apply_defaults()
+    for name, value in list(bound.arguments.items())[1:]:
+        setattr(estimator, name, value)
+
+
+def _config(estimator: BaseEstimator, config: type[ConfigT], **values: Any) -> ConfigT:
+    """``config`` built from the estimator's parameters named as its fields (``values`` override them),
+    so that the dataclass's own checks run."""
+    params = estimator.get_params(deep=False)
+    fields = {f.name: params[f.name] for f in dataclasses.fields(config) if f.name in params}  # type: ignore[arg-type]
+    return config(**{**fields, **values})
 
 
 def _seed(random_state: Any) -> int:
@@ -69,6 +128,31 @@ def _writeable(x: np.ndarray) -> np.ndarray:
     return x if x.flags.writeable else x.copy()
 
 
+_RANDOM_STATE = _parameter("random_state", 0, "int | np.random.RandomState | None")
+_SELECTION_OPTIONS, _SELECTION_CONSTRAINTS = _options(SelectionConfig)
+_MODEL_OPTIONS, _MODEL_CONSTRAINTS = _options(VectorModelConfig)
+_TRAIN_OPTIONS, _TRAIN_CONSTRAINTS = _options(TrainConfig, exclude=("seed", *_RUN_FOLDER_OPTIONS))
+_SELECTOR_SIGNATURE = inspect.Signature([
+    _SELF, _parameter("criterion", "mi", str, inspect.Parameter.POSITIONAL_OR_KEYWORD), *_SELECTION_OPTIONS,
+    _RANDOM_STATE,
+])
+_GIN_SIGNATURE = inspect.Signature([
+    _SELF, _parameter("selector", None, "SelectorMixin | None", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+    *_MODEL_OPTIONS, *_TRAIN_OPTIONS, _parameter("prior", "empirical", str), _RANDOM_STATE,
+    _parameter("verbose", False, bool),
+])
+_SELECTOR_ONLY = tuple(name for name in _SELECTOR_SIGNATURE.parameters if name not in _GIN_SIGNATURE.parameters)
+
+
+def _deprecated_selection_options(options: dict[str, Any]) -> None:
+    given = ", ".join(f"{name}={value!r}" for name, value in options.items())
+    warnings.warn(
+        f"GINTransformer({given}) is deprecated since ginmi 0.3 and will be removed in 0.4: the selection options "
+        f"belong to the selector, GINTransformer(selector=InformativeSelector({given})); in set_params and "
+        f"parameter grids use {', '.join(f'`selector__{name}`' for name in options)}",
+        DeprecationWarning, stacklevel=3)
+
+
 class InformativeSelector(SelectorMixin, BaseEstimator):
     """Keep the columns that carry information about the class label ``y`` (paper Alg. 1).
 
@@ -81,31 +165,14 @@ class InformativeSelector(SelectorMixin, BaseEstimator):
     criterion : {"mi", "var"}, default "mi"
         Score of a column: kNN estimate of ``I(x_i; y)`` in nats, or the root mean square over
         classes of the class-conditional std (``var_kind="std"``: the plain std).
-    threshold : {"fdr", "sharp-drop", "max-curvature", "top-k"}, default "fdr"
-        How the informative set is chosen from the sorted scores (see :func:`ginmi.selection.select`);
-        ``"fdr"`` keeps the Benjamini-Hochberg discoveries of permutation p-values at level ``q``
-        that also explain at least ``min_effect`` of the label entropy (``criterion="mi"`` only).
-    k : int, optional
-        Number of columns kept with ``threshold="top-k"``.
-    q : float, default 0.05
-        False-discovery rate of ``threshold="fdr"``.
-    min_effect : float, default 0.10
-        With ``"fdr"``, the smallest ``I(x_i; y) / H(y)`` kept (0: significance alone).
-    n_permutations : int, default 200
-        Label permutations of the p-values (0: none; ``"fdr"`` needs them).
-    max_permutations : int or None, default None
-        Columns with fewer than 10 exceedances in ``n_permutations`` are refined by further
-        permutations up to this many (sequential test); None: ``ceil(2 * n_features / q)``, enough
-        for ``"fdr"`` to select among all columns.
-    n_neighbors : int, default 3
-        Neighbours of the kNN MI estimator.
-    var_kind : {"class-rms", "std"}, default "class-rms"
-        The VAR score.
-    mi_estimator : {"knn", "sklearn"}, default "knn"
-        MI estimator (see :data:`ginmi.selection.MI_ESTIMATORS`; the model-based ``"gaussian"``
-        needs a GIN model and is not available here).
+    mi_estimator, threshold, k, q, min_effect, n_permutations, max_permutations, bootstrap, n_neighbors, var_kind
+        Keyword-only: the fields of :class:`~ginmi.selection.SelectionConfig`, with its defaults and
+        checks (``threshold="fdr"``, the default, keeps the Benjamini-Hochberg discoveries of
+        permutation p-values at level ``q`` that also explain at least ``min_effect`` of the label
+        entropy; it needs ``criterion="mi"``). The model-based ``mi_estimator="gaussian"`` needs a
+        GIN model and is not available here.
     random_state : int, RandomState or None, default 0
-        Seed of the estimator's tie-breaking jitter and of the permutations.
+        Seed of the estimator's tie-breaking jitter, the permutations and the bootstrap.
 
     Attributes
     ----------
@@ -113,6 +180,9 @@ class InformativeSelector(SelectorMixin, BaseEstimator):
         Score of every column (higher = more informative).
     pvalues_ : ndarray of shape (n_features_in_,) or None
         Permutation p-values of ``I(x_i; y) = 0`` (``criterion="mi"`` and ``n_permutations > 0``),
+        else None.
+    ci_low_, ci_high_ : ndarray of shape (n_features_in_,) or None
+        Bootstrap percentile interval of every MI score (``criterion="mi"`` and ``bootstrap > 0``),
         else None.
     order_ : ndarray of int
         Columns ordered by score, best first.
@@ -143,31 +213,13 @@ class InformativeSelector(SelectorMixin, BaseEstimator):
         ([False, True, False], (400, 1))
     """
 
-    def __init__(
-        self,
-        criterion: str = "mi",
-        threshold: str = _SELECT.threshold,
-        k: int | None = _SELECT.k,
-        q: float = _SELECT.q,
-        min_effect: float = _SELECT.min_effect,
-        n_permutations: int = _SELECT.n_permutations,
-        max_permutations: int | None = _SELECT.max_permutations,
-        n_neighbors: int = _SELECT.n_neighbors,
-        var_kind: str = _SELECT.var_kind,
-        mi_estimator: str = _SELECT.mi_estimator,
-        random_state: int | np.random.RandomState | None = 0,
-    ) -> None:
-        self.criterion = criterion
-        self.threshold = threshold
-        self.k = k
-        self.q = q
-        self.min_effect = min_effect
-        self.n_permutations = n_permutations
-        self.max_permutations = max_permutations
-        self.n_neighbors = n_neighbors
-        self.var_kind = var_kind
-        self.mi_estimator = mi_estimator
-        self.random_state = random_state
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "criterion": [StrOptions({"mi", "var"})], **_SELECTION_CONSTRAINTS, "random_state": ["random_state"]}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        _store(self, _SELECTOR_SIGNATURE, args, kwargs)
+
+    __init__.__signature__ = _SELECTOR_SIGNATURE  # type: ignore[attr-defined]
 
     def fit(self, X: Any, y: Any) -> InformativeSelector:
         """Score every column of ``X`` against the labels ``y`` and select the informative ones.
@@ -183,25 +235,23 @@ class InformativeSelector(SelectorMixin, BaseEstimator):
         -------
         self : InformativeSelector
         """
+        self._validate_params()
+        config = _config(self, SelectionConfig)
+        if self.threshold == "fdr" and self.criterion != "mi":
+            raise ValueError("`threshold`='fdr' needs MI permutation p-values: use `criterion`='mi'")
+        if self.mi_estimator == "gaussian":
+            raise ValueError("`mi_estimator`='gaussian' needs a trained GIN model; use 'knn' or 'sklearn' here")
         X, y = validate_data(self, X, y, dtype=np.float64, ensure_min_samples=2)
         check_classification_targets(y)
-        if self.criterion not in ("mi", "var"):
-            raise ValueError(f"criterion must be 'mi' or 'var', got {self.criterion!r}")
-        if self.threshold == "fdr" and self.criterion != "mi":
-            raise ValueError("threshold='fdr' needs MI permutation p-values: use criterion='mi'")
-        if self.mi_estimator == "gaussian":
-            raise ValueError("the gaussian MI estimator needs a trained GIN model; use 'knn' or 'sklearn' here")
-        seed = _seed(self.random_state)
+        config.check_dims(X.shape[1])
         if self.criterion == "mi":
-            config = SelectionConfig(
-                mi_estimator=self.mi_estimator, threshold=self.threshold, k=self.k, q=self.q,
-                min_effect=self.min_effect, n_permutations=self.n_permutations,
-                max_permutations=self.max_permutations, n_neighbors=self.n_neighbors, var_kind=self.var_kind)
-            selection = score_criteria(X, y, config, seed=seed)["mi"]
+            selection = score_criteria(X, y, config, seed=_seed(self.random_state))["mi"]
         else:
-            selection = select(var_scores(X, y, self.var_kind), self.threshold, k=self.k)
+            selection = select(var_scores(X, y, config.var_kind), config.threshold, k=config.k)
         self.scores_ = selection.scores
         self.pvalues_ = selection.extra.get("pvalues")
+        self.ci_low_ = selection.extra.get("ci_low")
+        self.ci_high_ = selection.extra.get("ci_high")
         self.order_ = selection.order
         self.selected_ = selection.selected
         self.reason_ = selection.reason
@@ -220,11 +270,11 @@ class InformativeSelector(SelectorMixin, BaseEstimator):
 
 
 class GINTransformer(ClassifierMixin, TransformerMixin, BaseEstimator):
-    """GIN representation ``w = g(x)`` with the informative latents chosen by mutual information.
+    """GIN representation ``w = g(x)`` with the informative latents chosen by a selector.
 
     ``fit(X, y)`` trains a volume-preserving flow so that ``w | y`` is a diagonal Gaussian per
-    class (paper Eq. 5), then scores and selects the latents as :class:`InformativeSelector`
-    does. ``transform`` gives all of ``w`` (put an :class:`InformativeSelector` after it in a
+    class (paper Eq. 5), then fits a clone of ``selector`` on the latents to choose the informative
+    ones. ``transform`` gives all of ``w`` (put an :class:`InformativeSelector` after it in a
     pipeline to keep the informative ones); ``predict_proba`` is the Bayes posterior
     ``p(y | w_S) ∝ p(w_S | y) p(y)`` on the selected latents ``S`` (paper Eq. 6) and
     ``score_samples`` the log-density ``log p(w_S)`` of the learned mixture (higher = more
@@ -232,32 +282,29 @@ class GINTransformer(ClassifierMixin, TransformerMixin, BaseEstimator):
 
     Parameters
     ----------
-    flow : {"gin", "glow"}, default "gin"
-        Coupling type: volume-preserving GIN, or GLOW (ablation).
-    n_blocks, width : int, default 8, 10
-        Coupling blocks and hidden width of their subnets (the paper's 10-D network).
-    clamp : float, default 2.0
-        Soft clamp of the coupling log-scales.
-    stats : {"trainable", "batch"}, default "trainable"
-        Class statistics: trainable (Eq. 5) or batch (Appendix C).
-    standardize : bool, default True
-        Robust per-feature standardisation (median / MAD) stored in the model.
-    epochs, batch_size, lr, milestones, gamma, input_noise, warmup_steps, grad_clip, weight_decay
-        Training settings, as :class:`~ginmi.training.TrainConfig` (defaults: the paper's, with
-        ``epochs=None``: 60 epochs, more on small data so that training takes at least
-        ``min_steps`` optimiser steps, the batch capped so that an epoch has ``min_batches``).
-    min_steps, min_batches : int, default 2000, 8
-        The small-data rule of ``epochs=None`` (see :class:`~ginmi.training.TrainConfig`).
-    device : str, default "auto"
-        Torch device of training (``"auto"``: CUDA when available); the fitted model lives on the CPU.
-    criterion, threshold, k, q, min_effect, n_permutations, max_permutations, n_neighbors, var_kind, mi_estimator
-        Selection of the informative latents, as :class:`InformativeSelector`.
+    selector : selector estimator or None, default None
+        Chooses the informative latents: any scikit-learn selector (``fit(w, y)``, ``get_support()``;
+        its ``scores_``, if any, rank them), cloned at ``fit``. None stands for
+        ``InformativeSelector(random_state=random_state)``; ``set_params(selector__q=0.01)`` and
+        parameter grids reach inside it (on the default too, which it then makes explicit).
+    flow, n_blocks, width, clamp, stats, standardize, linear_stage
+        Keyword-only: the architecture, the fields of :class:`~ginmi.vector.VectorModelConfig`
+        with its defaults and checks (the paper's 10-D network).
+    epochs, batch_size, min_steps, min_batches, lr, milestones, gamma, input_noise, warmup_steps, grad_clip, \
+weight_decay, device, threads, fused
+        Keyword-only: the training settings, the fields of :class:`~ginmi.training.TrainConfig` with
+        its defaults and checks (the paper's, with ``epochs=None``: 60 epochs, more on small data),
+        except ``seed`` (``random_state`` here) and the checkpoint options of a command's run folder
+        (a ``GINTransformer`` trains in memory). The fitted model lives on the CPU whatever ``device``.
     prior : {"empirical", "uniform"}, default "empirical"
         Class prior ``p(y)`` of the posterior and the mixture density.
     random_state : int, RandomState or None, default 0
-        Seed of initialisation, batching, noise and the MI estimator (the CLI's ``--seed``).
+        Seed of initialisation, batching and noise (``TrainConfig.seed``), and of the default selector.
     verbose : bool, default False
         Show a progress bar while training.
+
+    The selection options of earlier versions (``GINTransformer(q=0.01)``, ``set_params(q=0.01)``)
+    still work for one release, with a DeprecationWarning: they now belong to the selector.
 
     Attributes
     ----------
@@ -265,10 +312,10 @@ class GINTransformer(ClassifierMixin, TransformerMixin, BaseEstimator):
         The trained model (float64, on the CPU; ``model_.save(path)`` writes a ``ginmi`` model file).
     classes_ : ndarray
         Class labels, in the order of the columns of ``predict_proba``.
-    selector_ : InformativeSelector
-        The selection fitted on the training latents.
-    scores_ : ndarray of shape (n_features_in_,)
-        Score of every latent dimension.
+    selector_ : selector estimator
+        The clone of ``selector`` fitted on the training latents.
+    scores_ : ndarray of shape (n_features_in_,) or None
+        Score of every latent dimension (the selector's ``scores_``; None if it has none).
     selected_ : ndarray of int
         The informative latent dimensions, best first (used by ``predict`` and ``score_samples``).
     history_ : dict
@@ -292,80 +339,42 @@ class GINTransformer(ClassifierMixin, TransformerMixin, BaseEstimator):
         >>> rng = np.random.default_rng(0)
         >>> y = np.repeat([0, 1], 150)
         >>> X = np.column_stack([y + 0.2 * rng.standard_normal(300), rng.standard_normal(300)])
-        >>> gin = GINTransformer(epochs=5, n_blocks=2).fit(X, y)
+        >>> gin = GINTransformer(InformativeSelector(q=0.01), epochs=5, n_blocks=2).fit(X, y)
         >>> w = gin.transform(X)
         >>> bool(np.allclose(gin.inverse_transform(w), X))
         True
-        >>> gin.predict_proba(X[:2]).shape, bool(gin.score(X, y) > 0.9)
-        ((2, 2), True)
+        >>> gin.predict_proba(X[:2]).shape, bool(gin.score(X, y) > 0.9), len(gin.selected_)
+        ((2, 2), True, 1)
+        >>> gin.set_params(selector__q=0.05).selector
+        InformativeSelector()
     """
 
-    def __init__(
-        self,
-        *,
-        flow: str = _MODEL.flow,
-        n_blocks: int = _MODEL.n_blocks,
-        width: int = _MODEL.width,
-        clamp: float = _MODEL.clamp,
-        stats: str = _MODEL.stats,
-        standardize: bool = _MODEL.standardize,
-        epochs: int | None = _TRAIN.epochs,
-        batch_size: int = _TRAIN.batch_size,
-        min_steps: int = _TRAIN.min_steps,
-        min_batches: int = _TRAIN.min_batches,
-        lr: float = _TRAIN.lr,
-        milestones: tuple[float, ...] = _TRAIN.milestones,
-        gamma: float = _TRAIN.gamma,
-        input_noise: float = _TRAIN.input_noise,
-        warmup_steps: int = _TRAIN.warmup_steps,
-        grad_clip: float | None = _TRAIN.grad_clip,
-        weight_decay: float = _TRAIN.weight_decay,
-        device: str = _TRAIN.device,
-        criterion: str = "mi",
-        threshold: str = _SELECT.threshold,
-        k: int | None = _SELECT.k,
-        q: float = _SELECT.q,
-        min_effect: float = _SELECT.min_effect,
-        n_permutations: int = _SELECT.n_permutations,
-        max_permutations: int | None = _SELECT.max_permutations,
-        n_neighbors: int = _SELECT.n_neighbors,
-        var_kind: str = _SELECT.var_kind,
-        mi_estimator: str = _SELECT.mi_estimator,
-        prior: str = "empirical",
-        random_state: int | np.random.RandomState | None = 0,
-        verbose: bool = False,
-    ) -> None:
-        self.flow = flow
-        self.n_blocks = n_blocks
-        self.width = width
-        self.clamp = clamp
-        self.stats = stats
-        self.standardize = standardize
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.min_steps = min_steps
-        self.min_batches = min_batches
-        self.lr = lr
-        self.milestones = milestones
-        self.gamma = gamma
-        self.input_noise = input_noise
-        self.warmup_steps = warmup_steps
-        self.grad_clip = grad_clip
-        self.weight_decay = weight_decay
-        self.device = device
-        self.criterion = criterion
-        self.threshold = threshold
-        self.k = k
-        self.q = q
-        self.min_effect = min_effect
-        self.n_permutations = n_permutations
-        self.max_permutations = max_permutations
-        self.n_neighbors = n_neighbors
-        self.var_kind = var_kind
-        self.mi_estimator = mi_estimator
-        self.prior = prior
-        self.random_state = random_state
-        self.verbose = verbose
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "selector": [HasMethods(["fit", "get_support"]), None], **_MODEL_CONSTRAINTS, **_TRAIN_CONSTRAINTS,
+        "prior": [StrOptions(set(PRIORS))], "random_state": ["random_state"], "verbose": ["boolean"]}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        legacy = {name: kwargs.pop(name) for name in _SELECTOR_ONLY if name in kwargs}
+        if legacy and (args[0] if args else kwargs.get("selector")) is not None:
+            raise TypeError(f"give {', '.join(map(repr, legacy))} to the `selector`, not to GINTransformer")
+        _store(self, _GIN_SIGNATURE, args, kwargs)
+        if legacy:
+            _deprecated_selection_options(legacy)
+            self.selector = InformativeSelector(**legacy, random_state=self.random_state)
+
+    __init__.__signature__ = _GIN_SIGNATURE  # type: ignore[attr-defined]
+
+    def set_params(self, **params: Any) -> GINTransformer:
+        """Set parameters as scikit-learn does; ``selector__<name>`` also reaches the default selector
+        (``selector=None`` becomes the ``InformativeSelector`` it stands for), and the deprecated flat
+        selection options are mapped to ``selector__<name>``."""
+        legacy = {name: params.pop(name) for name in _SELECTOR_ONLY if name in params}
+        if legacy:
+            _deprecated_selection_options(legacy)
+            params.update({f"selector__{name}": value for name, value in legacy.items()})
+        if any(key.startswith("selector__") for key in params) and params.get("selector", self.selector) is None:
+            params["selector"] = InformativeSelector(random_state=params.get("random_state", self.random_state))
+        return super().set_params(**params)
 
     def fit(self, X: Any, y: Any) -> GINTransformer:
         """Train the flow on ``(X, y)`` and select the informative latents.
@@ -381,28 +390,25 @@ class GINTransformer(ClassifierMixin, TransformerMixin, BaseEstimator):
         -------
         self : GINTransformer
         """
+        self._validate_params()
+        seed = _seed(self.random_state)
+        model_config = _config(self, VectorModelConfig)
+        train_config = _config(self, TrainConfig, seed=seed)
         X, y = validate_data(self, X, y, dtype=np.float64, ensure_min_features=2, ensure_min_samples=2)
         X = _writeable(X)
         check_classification_targets(y)
         u, classes = encode_labels(y, len(X))
-        seed = _seed(self.random_state)
-        model_config = VectorModelConfig(flow=self.flow, n_blocks=self.n_blocks, width=self.width,
-                                         clamp=self.clamp, stats=self.stats, standardize=self.standardize)
-        train_config = TrainConfig(
-            epochs=self.epochs, batch_size=self.batch_size, min_steps=self.min_steps, min_batches=self.min_batches,
-            lr=self.lr, milestones=tuple(self.milestones),
-            gamma=self.gamma, input_noise=self.input_noise, warmup_steps=self.warmup_steps,
-            grad_clip=self.grad_clip, weight_decay=self.weight_decay, seed=seed, device=self.device,
-        )
         model, history, _ = train_vector_model(X, u, list(range(len(classes))), model_config, train_config,
                                                progress=self.verbose)
         self.model_ = model.double().eval()
         self.history_ = history
         self.classes_ = np.unique(y)
-        params = {name: getattr(self, name) for name in _SELECTOR_PARAMS}
-        self.selector_ = InformativeSelector(**{**params, "random_state": seed}).fit(self._latents(X), u)
-        self.scores_ = self.selector_.scores_
-        self.selected_ = self.selector_.selected_
+        selector = InformativeSelector(random_state=seed) if self.selector is None else clone(self.selector)
+        self.selector_ = selector.fit(self._latents(X), u)
+        self.scores_ = getattr(self.selector_, "scores_", None)
+        selected = np.flatnonzero(self.selector_.get_support())
+        self.selected_ = selected if self.scores_ is None else selected[np.argsort(-self.scores_[selected],
+                                                                                   kind="stable")]
         if len(self.selected_) == 0:
             warnings.warn("no latent dimension was selected as informative; predict and score_samples "
                           "use all dimensions", UserWarning, stacklevel=2)
