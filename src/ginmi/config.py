@@ -105,7 +105,7 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, *, title: str | No
         if not f.metadata.get("cli", True):
             continue
         base, optional, is_list = _base_type(hints[f.name])
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc,operator]
         help_text = f"{f.metadata.get('help', '')} (default: {default})"
         kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": help_text}
         if f.metadata.get("choices"):
@@ -167,7 +167,7 @@ def _coerce_scalar(name: str, value: Any, base: Any) -> Any:
         ok = isinstance(value, bool)
     elif base is int:
         if isinstance(value, numbers.Real) and not isinstance(value, bool) and float(value).is_integer():
-            value = int(value)
+            value = int(float(value))
         else:
             ok = False
     elif base is float:
@@ -202,7 +202,7 @@ def config_from_dict(cls: type[T], values: dict[str, Any], *, strict: bool = Tru
             raise ValueError(f"unknown option(s) {unknown}; known: {sorted(_leaf_names(cls))}")
     hints = typing.get_type_hints(cls)
     kwargs: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
         annotation = hints[f.name]
         if _is_group(annotation):
             kwargs[f.name] = config_from_dict(annotation, values, strict=False)

@@ -92,7 +92,7 @@ from ginmi._platform import usable_cores
 try:  # optional accelerator; see the module docstring
     import numba
 except ImportError:  # pragma: no cover - exercised when numba is absent
-    numba = None
+    numba = None  # type: ignore[assignment]
 
 def _check_random_state(random_state: Any) -> np.random.RandomState:
     """scikit-learn's ``check_random_state`` (imported when first needed: sklearn takes ~1 s to import)."""

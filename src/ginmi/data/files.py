@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import csv
+from collections import Counter
 import os
 import zipfile
 from dataclasses import dataclass
@@ -84,8 +85,7 @@ def _load_csv(path: Path, label_column: str, require_labels: bool) -> Table:
     if len(rows) < 2:
         raise ValueError(f"{path} needs a header row and at least one data row")
     header, body = [h.strip() for h in rows[0]], rows[1:]
-    seen: set[str] = set()
-    duplicates = [h for h in header if h in seen or seen.add(h)]
+    duplicates = [h for h, n in Counter(header).items() if n > 1]
     if duplicates:
         raise ValueError(f"{path}: the header names column(s) {sorted(set(duplicates))} more than once; "
                          "give every column its own name")

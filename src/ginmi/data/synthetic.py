@@ -136,16 +136,20 @@ class MixingFlow(nn.Module):
     ``forward(latent) -> (x, log_det = 0)`` and ``inverse(x) -> latent``, in float64.
     """
 
+    rotations: torch.Tensor
+    weights: torch.Tensor
+    offsets: torch.Tensor
+
     def __init__(self, dim: int, seed: int, mixing: float = DEFAULT_MIXING, n_layers: int = 4) -> None:
         super().__init__()
         if not mixing >= 0:
             raise ValueError(f"mixing must be >= 0, got {mixing}")
         rng = np.random.default_rng([seed, 0x313])
-        self.half, self.mixing = dim // 2, float(mixing)
-        n2 = dim - self.half
+        self.n_first, self.mixing = dim // 2, float(mixing)
+        n2 = dim - self.n_first
         as64 = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float64)  # noqa: E731
         self.register_buffer("rotations", as64([_rotation(dim, rng) for _ in range(n_layers + 1)]))
-        self.register_buffer("weights", as64([rng.standard_normal((n2, self.half)) / np.sqrt(self.half)
+        self.register_buffer("weights", as64([rng.standard_normal((n2, self.n_first)) / np.sqrt(self.n_first)
                                               for _ in range(n_layers)]))
         self.register_buffer("offsets", as64([rng.uniform(-np.pi, np.pi, n2) for _ in range(n_layers)]))
 
@@ -155,14 +159,14 @@ class MixingFlow(nn.Module):
     def forward(self, latent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = latent @ self.rotations[0].T
         for layer, rotation in enumerate(self.rotations[1:]):
-            x1, x2 = x[:, : self.half], x[:, self.half :]
+            x1, x2 = x[:, : self.n_first], x[:, self.n_first :]
             x = torch.cat([x1, x2 + self._shift(layer, x1)], 1) @ rotation.T
         return x, torch.zeros(len(x), dtype=x.dtype, device=x.device)
 
     def inverse(self, x: torch.Tensor) -> torch.Tensor:
         for layer in reversed(range(len(self.weights))):
             x = x @ self.rotations[layer + 1]
-            x1, x2 = x[:, : self.half], x[:, self.half :]
+            x1, x2 = x[:, : self.n_first], x[:, self.n_first :]
             x = torch.cat([x1, x2 - self._shift(layer, x1)], 1)
         return x @ self.rotations[0]
 

@@ -61,7 +61,7 @@ def check_images(model: GINModel, x: np.ndarray | Tensor) -> Tensor:
     return xt.float()
 
 
-def _dims(model: GINModel, dims: Sequence[int] | None) -> Tensor:
+def _dims(model: GINModel, dims: Sequence[int] | Tensor | None) -> Tensor:
     d = torch.as_tensor(list(range(model.dim)) if dims is None else list(dims), dtype=torch.long)
     if d.numel() == 0 or d.min() < 0 or d.max() >= model.dim:
         raise ValueError(f"selected dims must be a non-empty subset of 0..{model.dim - 1}")
@@ -111,7 +111,7 @@ def fgsm(
     return torch.cat(out)
 
 
-def rejection_thresholds(model: GINModel, dims: Sequence[int] | None = None, k: float = 1.0) -> Tensor:
+def rejection_thresholds(model: GINModel, dims: Sequence[int] | Tensor | None = None, k: float = 1.0) -> Tensor:
     """``log p_S(mu_u - k sigma_u | u)`` for every class ``u``: shape ``(n_classes,)``."""
     d = _dims(model, dims)
     log_sigma = model.log_sigma.detach()[:, d]
