@@ -137,32 +137,33 @@ def test_generic_report_for_other_commands(tmp_path):
 
 
 def _trial(seed: int, mi_ok: bool = True, var_ok: bool = False, noise: float = 1.0) -> dict:
-    """A hand-made trial entry with the keys the claim rules read."""
+    """A trial entry of the tiny run (a results.json of this version) with hand-made values where the claim
+    rules read, and no baselines (as in older runs: the rules then leave the value added out)."""
     d = 10
     mi_acc = [0.6, 0.78] + [0.78] * (d - 2)
     var_acc = [0.25, 0.27] + [0.3] * (d - 3) + [0.78]
     low = noise < 0.1
-    true_std = [3.0, 3.5] + [noise] * (d - 2)
     ratio = [0.5, 0.5] + [0.6] * (d - 2)
-    return {
-        "seed": seed,
-        "recovery": {"mi": {"top_n_correct": mi_ok, "selected_correct": mi_ok},
-                     "var": {"top_n_correct": var_ok, "selected_correct": var_ok}},
-        "criteria": {"mi": {"sorted_scores": [1.0, 0.5] + [0.01] * (d - 2)}},
-        "accuracy_vs_k": {"mi": mi_acc, "var": var_acc, "bayes_bound": 0.79},
-        "auroc_vs_k": {"mi": [0.95] + [1.0] * (d - 1), "var": [0.5, 0.6] + [0.9] * (d - 2)},
-        "mcc": {"all": 0.97, "informative": 0.99},
-        "correlation": np.eye(d).tolist(),
-        "std_preservation": {"ratio": ratio, "log10_ratio_range": float(np.log10(0.6 / 0.5)),
-                             "log10_true_std_range": float(np.log10(3.5 / noise)) if low else 0.54},
-        "training": {"final_loss": 1.0},
-        "timing": {"train_seconds": 1.0},
-    }
+    trial = copy.deepcopy(json.loads((tiny_run() / "results.json").read_text())["variants"]["main"]["trials"][0])
+    del trial["baselines"], trial["value_added"]
+    trial["seed"] = seed
+    for order, ok in (("mi", mi_ok), ("var", var_ok)):
+        trial["recovery"][order].update(top_n_correct=ok, selected_correct=ok)
+    trial["criteria"]["mi"]["sorted_scores"] = [1.0, 0.5] + [0.01] * (d - 2)
+    trial["accuracy_vs_k"].update(mi=mi_acc, var=var_acc, bayes_bound=0.79)
+    trial["auroc_vs_k"].update(mi=[0.95] + [1.0] * (d - 1), var=[0.5, 0.6] + [0.9] * (d - 2))
+    trial["mcc"] = {"all": 0.97, "informative": 0.99}
+    trial["correlation"] = np.eye(d).tolist()
+    trial["std_preservation"].update(ratio=ratio, log10_ratio_range=float(np.log10(0.6 / 0.5)),
+                                     log10_true_std_range=float(np.log10(3.5 / noise)) if low else 0.54)
+    trial["training"]["final_loss"] = 1.0
+    trial["timing"]["train_seconds"] = 1.0
+    return trial
 
 
 def _results(variants: dict) -> dict:
     return {"command": "synthetic", "true_informative": [0, 1],
-            "variants": {name: {"noise_std": noise, "stats": stats, "trials": trials}
+            "variants": {name: {"noise_std": noise, "stats": stats, "trials": trials, "aggregate": {}}
                          for name, (noise, stats, trials) in variants.items()}}
 
 
