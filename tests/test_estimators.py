@@ -262,6 +262,9 @@ def test_informative_selector_on_raw_features_with_every_threshold():
     fdr = InformativeSelector(threshold="fdr", n_permutations=60).fit(x, y)
     assert fdr.pvalues_.shape == (4,) and fdr.pvalues_[[1, 3]].max() <= 1 / 61 + 1e-12
     assert fdr.get_support().tolist() == [False, True, False, True]
+    assert sel.ci_low_ is None
+    boot = InformativeSelector(threshold="top-k", k=2, n_permutations=0, bootstrap=20).fit(x, y)
+    assert np.all(boot.ci_low_ <= boot.ci_high_) and boot.ci_low_[[1, 3]].min() > boot.ci_high_[[0, 2]].max()
     var = InformativeSelector(criterion="var", threshold="top-k", k=1).fit(x, y)
     assert var.selected_.tolist() == [3]  # VAR ranks by spread, not by information
 

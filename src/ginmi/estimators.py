@@ -147,9 +147,9 @@ _SELECTOR_ONLY = tuple(name for name in _SELECTOR_SIGNATURE.parameters if name n
 def _deprecated_selection_options(options: dict[str, Any]) -> None:
     given = ", ".join(f"{name}={value!r}" for name, value in options.items())
     warnings.warn(
-        f"GINTransformer({given}) is deprecated since ginmi 0.3 and will be removed in 0.4: the selection options "
-        f"belong to the selector, GINTransformer(selector=InformativeSelector({given})); in set_params and "
-        f"parameter grids use {', '.join(f'`selector__{name}`' for name in options)}",
+        f"GINTransformer({given}): the selection options moved to the selector in ginmi 0.2.0 and will be removed "
+        f"from GINTransformer in the next release; use GINTransformer(selector=InformativeSelector({given})), and "
+        f"{', '.join(f'`selector__{name}`' for name in options)} in set_params and parameter grids",
         DeprecationWarning, stacklevel=3)
 
 
