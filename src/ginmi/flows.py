@@ -98,6 +98,7 @@ class _Affine(torch.autograd.Function):
         ctx.save_for_backward(x, e, s_raw)
 
     @staticmethod
+    @torch.autograd.function.once_differentiable  # e and s_raw are saved as constants: no double backward
     def backward(ctx: Any, grad: Tensor, *_: Any) -> tuple[Tensor, Tensor, None, None, None]:
         x, e, s_raw = ctx.saved_tensors
         grad_x = grad * e
