@@ -18,7 +18,9 @@ tables, the configuration, the timings and the environment. Sections are built f
 :func:`rebuild` (``ginmi report RUN_DIR``) first redraws the figures with the figure writer the CLI
 passes for the run's command (each command module's ``write_figures(run_dir, results)``: it loads the
 saved model(s) and regenerates data from the stored config; nothing is retrained), then writes the HTML.
-This module reads results only: it imports no command module.
+This module reads results only: it imports no command module. The synthetic study's sections (claims,
+summary, value added) read the trials as typed records (:mod:`ginmi.app.results`); the other sections
+read whatever keys a results dict holds, so that partial or hand-made results render too.
 
 Example:
     >>> import json, tempfile, pathlib

@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
 from dataclasses import dataclass, field
@@ -110,7 +111,7 @@ class Record:
         required key that is missing."""
         if not isinstance(data, Mapping):
             raise ValueError(f"{cls.__name__}: expected a JSON object, got {type(data).__name__}")
-        hints = typing.get_type_hints(cls)
+        hints = _hints(cls)
         kwargs: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
             if not f.init:
@@ -123,6 +124,12 @@ class Record:
                 raise ValueError(f"{cls.__name__}: the results lack the key {f.name!r}; is this the "
                                  "results.json of a ginmi run of this command?")
         return cls(**kwargs)
+
+
+@functools.lru_cache(maxsize=None)
+def _hints(cls: type[Record]) -> dict[str, Any]:
+    """The field types of a record class (resolved once: results hold many records of each class)."""
+    return typing.get_type_hints(cls)
 
 
 def _to_json(value: Any) -> Any:
@@ -193,7 +200,7 @@ def schema_rows(cls: type[Record], prefix: str = "") -> list[tuple[str, str, str
     ``{name: ...}`` mappings appear as ``<name>``, list items as ``[]``
     (``variants.<variant>.trials[].seed``)."""
     rows: list[tuple[str, str, str]] = []
-    hints = typing.get_type_hints(cls)
+    hints = _hints(cls)
     for f in dataclasses.fields(cls):
         tp = _unwrap_optional(hints[f.name])
         if f.metadata["inline"] is not None:

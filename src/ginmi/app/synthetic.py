@@ -14,7 +14,8 @@ outliers from the two Gaussians of Eq. 17 pushed through the same generator:
 Trials repeat this with seeds ``seed, seed + 1, ...`` (data, initialisation, batching); variants
 repeat it in other settings: ``low-noise`` (noise std 1e-2, Fig. 8), ``batch-stats`` (Appendix C,
 Fig. 10) and ``batch-stats-low-noise`` (Fig. 11). ``results.json`` keeps every trial and the mean
-and spread of every number; :mod:`ginmi.app.report` turns the run folder into ``report.html``.
+and spread of every number (schema: :class:`ginmi.app.results.SyntheticResults`); :mod:`ginmi.app.report`
+turns the run folder into ``report.html``.
 
 Example:
     >>> import tempfile
