@@ -7,15 +7,19 @@ hurts every contender alike):
   ginmi's trainer (``ginmi.training.train``, data shuffling, noise, clipping and schedule included)
   vs FrEIA's GraphINN in a plain loop vs the GIN reference training loop (FrEIA + DataLoader over
   a TensorDataset + MultiStepLR, as in the reference code);
-- ``image``: samples/s of the 784-dim EMNIST network (ginmi's ``image`` architecture vs the same
-  net built with FrEIA, as the reference's ``construct_net_emnist``);
+- ``image``: samples/s of the 784-dim EMNIST network (ginmi's ``image`` architecture in fp32 and
+  with bf16 subnets, ``GINModel(precision=...)``, vs the same net built with FrEIA in fp32, as the
+  reference's ``construct_net_emnist``);
+- ``loop``: samples/s of the whole training of ``ginmi images`` (``train_image_model``: statistics,
+  trainer, checkpoints) on Fashion-MNIST images in fp32 and bf16 vs the GIN reference loop, and the
+  projected time of 100 epochs of 60,000 images;
 - ``synthetic``: wall time of a whole ``ginmi synthetic`` run vs the reference loop's training
   time for the same samples, epochs and batch;
 - ``trials``: time per epoch of N models trained together (``train_many``) vs one;
 - ``scaling``: ginmi step time vs batch size and data dimension;
 - ``memory``: peak RSS of computing the latents of 40,000 784-dim images in batches.
 
-Usage: ``python benchmarks/bench_train.py [10d image synthetic trials scaling memory] [--rounds R]``;
+Usage: ``python benchmarks/bench_train.py [10d image loop synthetic trials scaling memory] [--rounds R]``;
 prints Markdown tables (FrEIA needed for 10d/image/synthetic: ``pip install freia``).
 """
 
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import platform
 import subprocess
 import sys
@@ -33,6 +38,7 @@ import torch
 from torch import nn
 
 from ginmi.model import GINModel
+from ginmi.precision import native_bf16
 from ginmi.training import TrainConfig, train, train_many
 
 
@@ -170,17 +176,62 @@ def bench_10d(rounds: int) -> None:
 
 
 def bench_image(rounds: int, batch: int = 240) -> None:
+    """Samples/s of the image network's step: ginmi's trainer in fp32 and in bf16 (``precision``) vs FrEIA."""
     x = torch.rand(2400, 1, 28, 28)
     u = torch.randint(0, 10, (2400,))
     arch = {"name": "image", "input_shape": (1, 28, 28), "seed": 0}
-    g, f = [], []
+    rows: dict[str, list[float]] = {"ginmi fp32": [], "ginmi bf16": [], "FrEIA (plain loop, fp32)": []}
     for _ in range(rounds):
-        model = GINModel(arch, 10)
-        g.append(ginmi_steps(model, x, u, batch, 3) * batch)  # best epoch: the first one warms up
-        f.append(freia_steps(GINModel(arch, 10), x, u, batch, 8.0) * batch)
+        for precision in ("fp32", "bf16"):  # best epoch: the first one warms up
+            rows[f"ginmi {precision}"].append(ginmi_steps(GINModel(arch, 10, precision=precision), x, u, batch, 3) * batch)
+        rows["FrEIA (plain loop, fp32)"].append(freia_steps(GINModel(arch, 10), x, u, batch, 8.0) * batch)
+    base = max(rows["FrEIA (plain loop, fp32)"])
     print(f"\n### Image network (784-dim EMNIST net), batch {batch}, fwd+bwd+Adam (samples/s, best of {rounds})\n")
     print("| implementation | samples/s | vs FrEIA |\n|---|---|---|")
-    print(f"| ginmi | {max(g):.0f} | {max(g) / max(f):.2f}x |\n| FrEIA | {max(f):.0f} | 1.00x |")
+    for name, vals in rows.items():
+        print(f"| {name} | {max(vals):.0f} | {max(vals) / base:.2f}x |")
+    print(f"\n(all rounds: " + "; ".join(f"{k} {', '.join(f'{v:.0f}' for v in vals)}" for k, vals in rows.items()) + ")")
+
+
+def _fashion_or_random(n: int) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """The first ``n`` Fashion-MNIST training images when installed, else uniform noise images."""
+    from ginmi.data.images import load_split
+
+    try:
+        x, u = load_split("fashion-mnist", "train")
+        return torch.from_numpy(x[:n]), torch.from_numpy(u[:n]).long(), f"{n} Fashion-MNIST training images"
+    except (FileNotFoundError, ValueError):
+        g = torch.Generator().manual_seed(0)
+        return (torch.rand(n, 1, 28, 28, generator=g), torch.randint(0, 10, (n,), generator=g),
+                f"{n} random images (Fashion-MNIST not found)")
+
+
+def bench_images_loop(rounds: int, n: int = 4800, epochs: int = 2) -> None:
+    """Samples/s of the whole training of ``ginmi images`` (:func:`ginmi.app.images.train_image_model`:
+    class statistics from the data, ``train`` with a checkpoint folder, the final statistics) at the
+    image defaults, fp32 and bf16, vs the GIN reference loop (FrEIA + DataLoader + MultiStepLR) on
+    the same images, epochs and batch; and the projected 100 epochs of 60,000 images."""
+    from ginmi.app.images import ImageModelConfig, ImageTrainConfig, train_image_model
+
+    x, u, what = _fashion_or_random(n)
+    rows: dict[str, list[float]] = {"`ginmi images` training, fp32": [], "`ginmi images` training, bf16": [],
+                                    "reference loop (FrEIA + DataLoader), fp32": []}
+    for _ in range(rounds):
+        for precision in ("fp32", "bf16"):
+            with tempfile.TemporaryDirectory() as out:
+                config = ImageTrainConfig(epochs=epochs, device=str(DEVICE))
+                _, _, seconds = train_image_model(x.numpy(), u.numpy(), list(range(10)),
+                                                  ImageModelConfig(precision=precision), config, progress=False,
+                                                  checkpoint_dir=out)
+            rows[f"`ginmi images` training, {precision}"].append(n * epochs / seconds)
+        ref = GINModel({"name": "image", "input_shape": (1, 28, 28), "seed": 0}, 10)
+        rows["reference loop (FrEIA + DataLoader), fp32"].append(n * epochs / reference_loop(ref, x, u, 240, epochs))
+    base = max(rows["reference loop (FrEIA + DataLoader), fp32"])
+    print(f"\n### Whole image training loop ({what}, {epochs} epochs, batch 240; samples/s, best of {rounds})\n")
+    print("| implementation | samples/s | vs reference loop | 100 epochs of 60,000 images |\n|---|---|---|---|")
+    for name, vals in rows.items():
+        print(f"| {name} | {max(vals):.0f} | {max(vals) / base:.2f}x | {6e6 / max(vals) / 60:.0f} min |")
+    print(f"\n(all rounds: " + "; ".join(f"{k} {', '.join(f'{v:.0f}' for v in vals)}" for k, vals in rows.items()) + ")")
 
 
 def bench_synthetic(rounds: int, epochs: int = 60) -> None:
@@ -252,7 +303,7 @@ def bench_scaling() -> None:
 _MEMORY = """
 import resource, torch
 from ginmi.model import GINModel
-from ginmi.pipelines.common import compute_latents
+from ginmi.vector import compute_latents
 model = GINModel({"name": "image", "input_shape": (1, 28, 28)}, 10).eval()
 x = torch.rand(40_000, 1, 28, 28)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -273,7 +324,7 @@ def bench_memory() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("what", nargs="*", default=["10d", "image", "synthetic", "trials", "scaling", "memory"])
+    parser.add_argument("what", nargs="*", default=["10d", "image", "loop", "synthetic", "trials", "scaling", "memory"])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--device", default="cpu", help="device of the 10d/image contenders (cpu, cuda)")
@@ -284,12 +335,15 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     gpu = f", {torch.cuda.get_device_name(DEVICE)}" if DEVICE.type == "cuda" else ""
     print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
-          f"torch {torch.__version__}, python {platform.python_version()}, device {DEVICE}{gpu}")
+          f"torch {torch.__version__}, python {platform.python_version()}, device {DEVICE}{gpu}, "
+          f"native bf16: {native_bf16(DEVICE)}, load average {os.getloadavg()[0]:.1f}")
     for what in args.what:
         {"10d": lambda: bench_10d(args.rounds), "image": lambda: bench_image(args.rounds),
+         "loop": lambda: bench_images_loop(args.rounds),
          "synthetic": lambda: bench_synthetic(args.rounds), "trials": lambda: bench_trials(args.rounds), "scaling": bench_scaling,
          "memory": bench_memory}[what]()
         sys.stdout.flush()
+    print(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

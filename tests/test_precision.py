@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+import argparse
+
 import pytest
 import torch
 from torch import nn
 
 from ginmi import precision
+from ginmi.config import add_arguments, from_namespace
 from ginmi.model import GINModel, load_model
 from ginmi.precision import AutocastSequential, native_bf16, resolve_precision
 from ginmi.training import TrainConfig, evaluate_loss, train
@@ -137,3 +140,18 @@ def test_save_and_load_restore_precision(tmp_path):
     x, _ = _images(16)
     with torch.no_grad():
         torch.testing.assert_close(loaded.transform(x), model.eval().transform(x), rtol=0, atol=0)
+
+
+def test_images_command_option_reaches_the_model():
+    """`ginmi images --precision` (default auto) builds and trains the model in that precision."""
+    from ginmi.app.images import ImageModelConfig, ImagesConfig, ImageTrainConfig, train_image_model
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser, ImagesConfig)
+    assert from_namespace(ImagesConfig, parser.parse_args([])).model.precision == "auto"
+    assert from_namespace(ImagesConfig, parser.parse_args(["--precision", "bf16"])).model.precision == "bf16"
+    x, u = _images(96)
+    small = {"conv_widths": (4, 8), "n_conv_blocks": 1, "fc_width": 16, "n_fc_blocks": 1}
+    model, history, _ = train_image_model(x.numpy(), u.numpy(), [0, 1, 2], ImageModelConfig(**small, precision="bf16"),
+                                          ImageTrainConfig(epochs=1, batch_size=48, threads=1), progress=False)
+    assert model.precision == "bf16" and len(history["epoch_loss"]) == 1

@@ -41,6 +41,7 @@ from ginmi.data.images import IMAGE_DATASETS, ImageData, check_pixel_range, held
 from ginmi.io import atomic_write_json
 from ginmi.app.logging_utils import LogConfig, MetricsLogger
 from ginmi.model import STATS, GINModel, load_model
+from ginmi.precision import PRECISIONS
 from ginmi.app.common import environment, make_run_dir, stage, write_run_config
 from ginmi.vector import compute_latents, encode_labels
 from ginmi.selection import Selection, SelectionConfig, mi_scores, select, var_scores
@@ -79,6 +80,10 @@ class ImageModelConfig:
     stats: str = option("trainable", "class statistics: trainable (Eq. 5, what the paper used on EMNIST) or batch "
                         "(the GIN reference code's EMNIST default)",
                         choices=STATS)
+    precision: str = option("auto", "precision of the subnets while training: fp32, bf16 (convolutions and linear "
+                            "layers in bfloat16, the coupling, loss and weights in float32; latents and densities "
+                            "are computed in float32) or auto (bf16 where the CPU or GPU computes it natively)",
+                            choices=PRECISIONS)
 
     def __post_init__(self) -> None:
         for name in ("n_conv_blocks", "fc_width", "n_fc_blocks"):
@@ -289,6 +294,7 @@ def train_image_model(
     """
     arch = model_config.arch(tuple(int(s) for s in x.shape[1:]), train_config.seed)
     model = GINModel(arch, len(classes), stats=model_config.stats, classes=classes)
+    model.set_precision(model_config.precision, resolve_device(train_config.device))
     xt = check_images(model, x)
     ut = torch.as_tensor(np.asarray(u), dtype=torch.long)
     with torch.no_grad():
