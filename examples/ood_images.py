@@ -47,11 +47,20 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     # pixels are already in [0, 1] and many are constant: no per-pixel standardisation
     k = 16 if args.quick else 32
-    gin = GINTransformer(InformativeSelector(threshold="top-k", k=k), standardize=False, n_blocks=4,
-                         width=64 if args.quick else 128, epochs=epochs, batch_size=100, warmup_steps=20)
+    gin = GINTransformer(
+        InformativeSelector(threshold="top-k", k=k),
+        standardize=False,
+        n_blocks=4,
+        width=64 if args.quick else 128,
+        epochs=epochs,
+        batch_size=100,
+        warmup_steps=20,
+    )
     gin.fit(x, y)
-    print(f"training loss {gin.history_['epoch_loss'][0]:.3f} -> {gin.history_['epoch_loss'][-1]:.3f}; "
-          f"test accuracy on the {len(gin.selected_)} MI-selected latents {gin.score(x_test, data.test_y):.3f}")
+    print(
+        f"training loss {gin.history_['epoch_loss'][0]:.3f} -> {gin.history_['epoch_loss'][-1]:.3f}; "
+        f"test accuracy on the {len(gin.selected_)} MI-selected latents {gin.score(x_test, data.test_y):.3f}"
+    )
 
     # density of the selected latents (higher = more normal), against the top-k by VAR and all latents
     by_mi = auroc(gin.score_samples(x_test), gin.score_samples(x_ood))
@@ -59,8 +68,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     var_dims = InformativeSelector(criterion="var", threshold="top-k", k=k).fit(gin.transform(x), y).selected_
     by_var = auroc(log_density(gin.model_, w_test, var_dims), log_density(gin.model_, w_ood, var_dims))
     everything = auroc(log_density(gin.model_, w_test), log_density(gin.model_, w_ood))
-    print(f"OOD AUROC by the density of: the top-{k} latents by MI {by_mi:.3f}, by VAR {by_var:.3f}; "
-          f"all {x.shape[1]} latents {everything:.3f}")
+    print(
+        f"OOD AUROC by the density of: the top-{k} latents by MI {by_mi:.3f}, by VAR {by_var:.3f}; "
+        f"all {x.shape[1]} latents {everything:.3f}"
+    )
     return {"auroc_mi": by_mi, "auroc_var": by_var, "auroc_all": everything}
 
 

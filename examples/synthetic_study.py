@@ -54,8 +54,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         dims = sel.selected_.tolist()
         acc = accuracy(gin.model_, w_test, u_test, dims)  # Bayes posterior p(u | w_S), Eq. 6
         area = auroc(log_density(gin.model_, w_test, dims), log_density(gin.model_, w_ood, dims))
-        print(f"{name:>3}: selects {sorted(dims)} (correct: {sorted(dims) == truth}); "
-              f"test accuracy {acc:.3f}, outlier AUROC {area:.3f}")
+        print(
+            f"{name:>3}: selects {sorted(dims)} (correct: {sorted(dims) == truth}); "
+            f"test accuracy {acc:.3f}, outlier AUROC {area:.3f}"
+        )
         summary[f"{name.lower()}_accuracy"], summary[f"{name.lower()}_auroc"] = acc, area
     # the estimator's own choice (MI, sharp-drop threshold) drives predict / score_samples
     print(f"GINTransformer selected {sorted(gin.selected_.tolist())}; test accuracy {gin.score(x_test, u_test):.3f}")

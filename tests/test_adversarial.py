@@ -19,8 +19,15 @@ from ginmi.tasks.adversarial import (
 )
 from ginmi.tasks.classification import accuracy
 
-ARCH = {"name": "image", "input_shape": [1, 8, 8], "conv_widths": [4, 4], "n_conv_blocks": 1,
-        "fc_width": 16, "n_fc_blocks": 1, "seed": 0}
+ARCH = {
+    "name": "image",
+    "input_shape": [1, 8, 8],
+    "conv_widths": [4, 4],
+    "n_conv_blocks": 1,
+    "fc_width": 16,
+    "n_fc_blocks": 1,
+    "seed": 0,
+}
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +77,7 @@ def test_rejection_threshold_is_the_density_one_k_sigma_from_the_mean(problem):
     k = 1.5
     thresholds = rejection_thresholds(model, dims, k)
     for c in range(model.n_classes):
-        w = model.mu.detach().clone()[c:c + 1]
+        w = model.mu.detach().clone()[c : c + 1]
         w[0, dims] -= k * torch.exp(model.log_sigma.detach()[c, dims])
         assert torch.allclose(model.class_log_density(w, dims)[0, c], thresholds[c], atol=1e-5)
 
@@ -93,15 +100,19 @@ def test_table_columns_are_consistent(problem):
             assert math.isclose(row["error_rate_with_defence"], row["pass_rate"] * row["passed_error_rate"])
     errors = [row["error_rate_without_defence"] for row in table.values()]
     assert errors == sorted(errors)
-    assert math.isclose(table[0.0]["error_rate_without_defence"],
-                        1 - accuracy(model, model.transform(x).detach(), u, list(range(10))))
+    assert math.isclose(
+        table[0.0]["error_rate_without_defence"], 1 - accuracy(model, model.transform(x).detach(), u, list(range(10)))
+    )
 
 
-@pytest.mark.parametrize("bad, message", [
-    (lambda x: x * 255, r"\[0, 1\]"),
-    (lambda x: torch.where(x > 0.5, torch.nan, x), "finite"),
-    (lambda x: x[:, :, :6, :6], "do not fit this model"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (lambda x: x * 255, r"\[0, 1\]"),
+        (lambda x: torch.where(x > 0.5, torch.nan, x), "finite"),
+        (lambda x: x[:, :, :6, :6], "do not fit this model"),
+    ],
+)
 def test_bad_images_are_refused_with_clear_errors(problem, bad, message):
     model, x, u = problem
     with pytest.raises(ValueError, match=message):

@@ -32,13 +32,16 @@ def _good(n=120, d=4, seed=0):
     return rng.standard_normal((n, d)) + u[:, None], u
 
 
-@pytest.mark.parametrize("case, message", [
-    ("nan", "NaN/inf"),
-    ("inf", "NaN/inf"),
-    ("one_class", "only one class"),
-    ("tiny_class", "fewer than 2 samples"),
-    ("lengths", "different lengths"),
-])
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("nan", "NaN/inf"),
+        ("inf", "NaN/inf"),
+        ("one_class", "only one class"),
+        ("tiny_class", "fewer than 2 samples"),
+        ("lengths", "different lengths"),
+    ],
+)
 def test_fit_rejects_bad_arrays(tmp_path, capsys, case, message):
     x, u = _good()
     if case == "nan":
@@ -102,13 +105,16 @@ def test_fit_and_transform_on_csv_with_string_labels(tmp_path, capsys):
     assert main(["fit", str(data), "--label-column", "species", "--out", str(run), *TINY]) == 0
     assert (run / "model.pt").is_file() and (run / "results.json").is_file()
     out = tmp_path / "w.npz"
-    assert main(["transform", str(run / "model.pt"), str(data), "--label-column", "species",
-                 "--out", str(out)]) == 0
+    assert main(["transform", str(run / "model.pt"), str(data), "--label-column", "species", "--out", str(out)]) == 0
     with np.load(out) as z:
         assert z["w"].shape == (150, 4)
         np.testing.assert_array_equal(z["w_selected"], z["w"][:, z["selected"]])
     capsys.readouterr()  # the run's own lines (run folder, notes)
     # wrong data dimension for the saved model
     _npz(tmp_path / "wide.npz", np.zeros((5, 6)))
-    _run_fails(["transform", str(run / "model.pt"), str(tmp_path / "wide.npz"), "--out", str(tmp_path / "o.npz")],
-               capsys, "expects 4", tmp_path / "o.npz")
+    _run_fails(
+        ["transform", str(run / "model.pt"), str(tmp_path / "wide.npz"), "--out", str(tmp_path / "o.npz")],
+        capsys,
+        "expects 4",
+        tmp_path / "o.npz",
+    )

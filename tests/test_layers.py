@@ -41,17 +41,25 @@ def _imports(path: Path) -> set[str]:
 
 def _library_files() -> list[Path]:
     deprecated = {PACKAGE / (name.removeprefix("ginmi.").replace(".", "/") + ".py") for name in OLD_PATHS}
-    return [p for p in PACKAGE.rglob("*.py")
-            if "app" not in p.relative_to(PACKAGE).parts and p not in deprecated
-            and p.name not in ("__main__.py", "_deprecated.py") and p.parent.name != "pipelines"]
+    return [
+        p
+        for p in PACKAGE.rglob("*.py")
+        if "app" not in p.relative_to(PACKAGE).parts
+        and p not in deprecated
+        and p.name not in ("__main__.py", "_deprecated.py")
+        and p.parent.name != "pipelines"
+    ]
 
 
 def test_the_library_never_imports_the_application():
     files = _library_files()
     assert len(files) > 15 and PACKAGE / "estimators.py" in files
-    offenders = {str(p.relative_to(PACKAGE)): sorted(n for n in _imports(p) if n.startswith("ginmi.app")
-                                                     or n in OLD_PATHS or n == "ginmi.pipelines")
-                 for p in files}
+    offenders = {
+        str(p.relative_to(PACKAGE)): sorted(
+            n for n in _imports(p) if n.startswith("ginmi.app") or n in OLD_PATHS or n == "ginmi.pipelines"
+        )
+        for p in files
+    }
     assert not {k: v for k, v in offenders.items() if v}
 
 

@@ -28,9 +28,7 @@ def backend(request, monkeypatch):
 
 
 def sklearn_mi(w, u, k, seed):
-    return mutual_info_classif(
-        w, u, discrete_features=False, n_neighbors=k, random_state=seed
-    )
+    return mutual_info_classif(w, u, discrete_features=False, n_neighbors=k, random_state=seed)
 
 
 def _data(seed=0, n=500):

@@ -10,10 +10,27 @@ import pytest
 
 import ginmi
 
-REQUIRED = ["mutual_information", "GINModel", "load_model", "train", "TrainConfig", "make_synthetic",
-            "GINTransformer", "InformativeSelector", "score_criteria", "SelectionConfig", "select",
-            "accuracy_vs_k", "auroc_vs_k", "posterior", "log_density", "abs_correlation", "mcc",
-            "compute_latents", "train_vector_model"]
+REQUIRED = [
+    "mutual_information",
+    "GINModel",
+    "load_model",
+    "train",
+    "TrainConfig",
+    "make_synthetic",
+    "GINTransformer",
+    "InformativeSelector",
+    "score_criteria",
+    "SelectionConfig",
+    "select",
+    "accuracy_vs_k",
+    "auroc_vs_k",
+    "posterior",
+    "log_density",
+    "abs_correlation",
+    "mcc",
+    "compute_latents",
+    "train_vector_model",
+]
 
 
 def test_import_ginmi_is_light_and_the_names_load_on_use():

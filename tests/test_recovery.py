@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import warnings
 
-from ginmi.data.synthetic import make_synthetic
-from ginmi.tasks.recovery_baselines import baseline_recovery
-from ginmi.vector import compute_latents, train_vector_model
 from ginmi.app.synthetic import SyntheticModelConfig, make_test_sets
+from ginmi.data.synthetic import make_synthetic
 from ginmi.tasks.identifiability import recovery
+from ginmi.tasks.recovery_baselines import baseline_recovery
 from ginmi.training import TrainConfig
+from ginmi.vector import compute_latents, train_vector_model
 
 
 def test_small_mixed_data_recovery_beats_every_baseline():
@@ -21,11 +21,17 @@ def test_small_mixed_data_recovery_beats_every_baseline():
     test = make_test_sets(data, 1000, seed=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the small-data note
-        model, history, _ = train_vector_model(data.x, data.u, list(range(5)),
-                                               SyntheticModelConfig(linear_stage=True), TrainConfig(epochs=20),
-                                               progress=False)
-    trained = recovery(compute_latents(model, data.x), data.u, compute_latents(model, test.x), test.latent,
-                       data.informative)
+        model, history, _ = train_vector_model(
+            data.x,
+            data.u,
+            list(range(5)),
+            SyntheticModelConfig(linear_stage=True),
+            TrainConfig(epochs=20),
+            progress=False,
+        )
+    trained = recovery(
+        compute_latents(model, data.x), data.u, compute_latents(model, test.x), test.latent, data.informative
+    )
     baselines = baseline_recovery(model, data.x, data.u, test.x, test.latent, data.informative)
     best = max(b["mcc"]["informative"] for b in baselines.values())
     assert best < 0.75  # the data mix: no baseline recovers the informative latents

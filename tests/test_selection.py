@@ -21,13 +21,15 @@ def _planted(n=3000, seed=0):
     rng = np.random.default_rng(seed)
     u = rng.integers(0, 4, n)
     means = np.array([-3.0, -1.0, 1.0, 3.0])
-    w = np.column_stack([
-        rng.standard_normal(n) * 10.0,             # 0: pure noise with the largest variance
-        means[u] + 0.3 * rng.standard_normal(n),   # 1: informative, small variance
-        rng.standard_normal(n) * 0.5,              # 2: noise
-        -2 * means[u] + rng.standard_normal(n),    # 3: informative
-        rng.standard_normal(n) * 4.0,              # 4: noise, large variance
-    ])
+    w = np.column_stack(
+        [
+            rng.standard_normal(n) * 10.0,  # 0: pure noise with the largest variance
+            means[u] + 0.3 * rng.standard_normal(n),  # 1: informative, small variance
+            rng.standard_normal(n) * 0.5,  # 2: noise
+            -2 * means[u] + rng.standard_normal(n),  # 3: informative
+            rng.standard_normal(n) * 4.0,  # 4: noise, large variance
+        ]
+    )
     return w, u
 
 
@@ -111,8 +113,9 @@ def test_knn_estimator_is_sklearns_and_bootstrap_bands_are_ordered():
 
     w, u = _planted(500)
     cfg = SelectionConfig(threshold="sharp-drop", n_permutations=0, bootstrap=20)
-    np.testing.assert_allclose(score_criteria(w, u, cfg, seed=3)["mi"].scores,
-                               mutual_info_classif(w, u, random_state=3), atol=1e-9)
+    np.testing.assert_allclose(
+        score_criteria(w, u, cfg, seed=3)["mi"].scores, mutual_info_classif(w, u, random_state=3), atol=1e-9
+    )
     extra = score_criteria(w, u, cfg, seed=3)["mi"].extra
     assert np.all(extra["ci_low"] <= extra["ci_high"]) and extra["ci_high"][1] > extra["ci_high"][0]
 
@@ -158,12 +161,15 @@ def test_var_keeps_nothing_when_mi_selects_nothing():
     assert "MI selected no dim" in criteria["var"].reason and len(criteria["var"].order) == 6
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"q": 2}, "q must lie in"),
-    ({"threshold": "top-k"}, "top-k.* needs `k`"),
-    ({"k": 3}, "only with `threshold`=.top-k."),
-    ({"max_permutations": -1}, "max_permutations"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"q": 2}, "q must lie in"),
+        ({"threshold": "top-k"}, "top-k.* needs `k`"),
+        ({"k": 3}, "only with `threshold`=.top-k."),
+        ({"max_permutations": -1}, "max_permutations"),
+    ],
+)
 def test_selection_options_are_checked_when_built(kwargs, message):
     with pytest.raises(ValueError, match=message):
         SelectionConfig(**kwargs)

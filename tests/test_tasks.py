@@ -11,9 +11,9 @@ import torch
 from scipy.stats import norm
 from sklearn.metrics import roc_auc_score
 
+from ginmi.app.synthetic import make_test_sets
 from ginmi.data.synthetic import OOD_MEANS, OOD_STDS, make_synthetic, sample_ood
 from ginmi.model import GINModel
-from ginmi.app.synthetic import make_test_sets
 from ginmi.tasks.classification import (
     accuracy,
     accuracy_vs_k,

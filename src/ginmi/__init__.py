@@ -82,14 +82,6 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ im
     from ginmi.estimators import GINTransformer, InformativeSelector
     from ginmi.mi import bootstrap_intervals, gaussian_mutual_information, mutual_information, permutation_pvalues
     from ginmi.model import GINModel, load_model
-    from ginmi.vector import (
-        VectorModelConfig,
-        check_features,
-        compute_latents,
-        encode_labels,
-        train_vector_model,
-        train_vector_models,
-    )
     from ginmi.selection import (
         Selection,
         SelectionConfig,
@@ -102,9 +94,17 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ im
     from ginmi.tasks.adversarial import fgsm
     from ginmi.tasks.classification import accuracy, accuracy_vs_k, bayes_accuracy, posterior
     from ginmi.tasks.identifiability import abs_correlation, mcc, recovery
-    from ginmi.tasks.recovery_baselines import baseline_recovery
     from ginmi.tasks.ood import auroc, auroc_vs_k, log_density
+    from ginmi.tasks.recovery_baselines import baseline_recovery
     from ginmi.training import TrainConfig, evaluate_loss, train, train_many
+    from ginmi.vector import (
+        VectorModelConfig,
+        check_features,
+        compute_latents,
+        encode_labels,
+        train_vector_model,
+        train_vector_models,
+    )
 
 
 def __getattr__(name: str) -> object:

@@ -16,8 +16,11 @@ from typing import Any
 def forward(old: str, *new: str) -> None:
     """Make module ``old`` (already being imported) resolve its names in the modules ``new``, in
     order, and warn once that it moved."""
-    warnings.warn(f"{old} moved to {' and '.join(new)} in ginmi 0.2.0; the old path will be removed in the "
-                  "next release", DeprecationWarning, stacklevel=3)
+    warnings.warn(
+        f"{old} moved to {' and '.join(new)} in ginmi 0.2.0; the old path will be removed in the next release",
+        DeprecationWarning,
+        stacklevel=3,
+    )
 
     def __getattr__(name: str) -> Any:
         for target in new:

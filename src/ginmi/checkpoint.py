@@ -59,8 +59,10 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if not isinstance(state, dict) or "checkpoint_version" not in state:
         raise ValueError(f"{path} is not a ginmi training checkpoint (no checkpoint_version entry)")
     if state["checkpoint_version"] > CHECKPOINT_VERSION:
-        raise ValueError(f"{path} was written by a newer ginmi (checkpoint version {state['checkpoint_version']}); "
-                         "upgrade ginmi to resume from it")
+        raise ValueError(
+            f"{path} was written by a newer ginmi (checkpoint version {state['checkpoint_version']}); "
+            "upgrade ginmi to resume from it"
+        )
     missing = [k for k in _REQUIRED if k not in state]
     if missing:
         raise ValueError(f"{path} is an incomplete checkpoint: missing {missing}")

@@ -35,8 +35,9 @@ import os
 import sys
 import types
 import typing
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence, TypeVar
+from typing import Any, TypeVar
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -317,8 +318,9 @@ def to_toml(flat: dict[str, Any], *, header: str = "", comment_out: Sequence[str
     return "\n".join(lines) + "\n"
 
 
-def write_config_file(path: str | os.PathLike, config: Any, *, header: str = "",
-                      comment_out: Sequence[str] = ()) -> None:
+def write_config_file(
+    path: str | os.PathLike, config: Any, *, header: str = "", comment_out: Sequence[str] = ()
+) -> None:
     """Write the config dataclass ``config`` (or a flat dict) as TOML, atomically; read it back
     with :func:`read_config_file`."""
     from ginmi.io import atomic_write_text

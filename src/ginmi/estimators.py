@@ -91,15 +91,19 @@ def _options(config: type, exclude: tuple[str, ...] = ()) -> tuple[list[inspect.
         union = typing.get_origin(hints[f.name]) in (typing.Union, types.UnionType)
         choices = f.metadata.get("choices")
         constraints[f.name] = [
-            None if arg is type(None) else StrOptions(set(choices)) if choices
+            None
+            if arg is type(None)
+            else StrOptions(set(choices))
+            if choices
             else _TYPE_CONSTRAINTS[typing.get_origin(arg) or arg]
             for arg in (typing.get_args(hints[f.name]) if union else (hints[f.name],))
         ]
     return parameters, constraints
 
 
-def _store(estimator: BaseEstimator, signature: inspect.Signature, args: tuple[Any, ...],
-           kwargs: dict[str, Any]) -> None:
+def _store(
+    estimator: BaseEstimator, signature: inspect.Signature, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> None:
     """The ``__init__`` of an estimator whose signature is built from dataclass fields: bind the
     arguments to ``signature`` (a TypeError for unknown or missing ones) and store them, nothing else."""
     bound = signature.bind(estimator, *args, **kwargs)
@@ -132,15 +136,25 @@ _RANDOM_STATE = _parameter("random_state", 0, "int | np.random.RandomState | Non
 _SELECTION_OPTIONS, _SELECTION_CONSTRAINTS = _options(SelectionConfig)
 _MODEL_OPTIONS, _MODEL_CONSTRAINTS = _options(VectorModelConfig)
 _TRAIN_OPTIONS, _TRAIN_CONSTRAINTS = _options(TrainConfig, exclude=("seed", *_RUN_FOLDER_OPTIONS))
-_SELECTOR_SIGNATURE = inspect.Signature([
-    _SELF, _parameter("criterion", "mi", str, inspect.Parameter.POSITIONAL_OR_KEYWORD), *_SELECTION_OPTIONS,
-    _RANDOM_STATE,
-])
-_GIN_SIGNATURE = inspect.Signature([
-    _SELF, _parameter("selector", None, "SelectorMixin | None", inspect.Parameter.POSITIONAL_OR_KEYWORD),
-    *_MODEL_OPTIONS, *_TRAIN_OPTIONS, _parameter("prior", "empirical", str), _RANDOM_STATE,
-    _parameter("verbose", False, bool),
-])
+_SELECTOR_SIGNATURE = inspect.Signature(
+    [
+        _SELF,
+        _parameter("criterion", "mi", str, inspect.Parameter.POSITIONAL_OR_KEYWORD),
+        *_SELECTION_OPTIONS,
+        _RANDOM_STATE,
+    ]
+)
+_GIN_SIGNATURE = inspect.Signature(
+    [
+        _SELF,
+        _parameter("selector", None, "SelectorMixin | None", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+        *_MODEL_OPTIONS,
+        *_TRAIN_OPTIONS,
+        _parameter("prior", "empirical", str),
+        _RANDOM_STATE,
+        _parameter("verbose", False, bool),
+    ]
+)
 _SELECTOR_ONLY = tuple(name for name in _SELECTOR_SIGNATURE.parameters if name not in _GIN_SIGNATURE.parameters)
 
 
@@ -150,7 +164,9 @@ def _deprecated_selection_options(options: dict[str, Any]) -> None:
         f"GINTransformer({given}): the selection options moved to the selector in ginmi 0.2.0 and will be removed "
         f"from GINTransformer in the next release; use GINTransformer(selector=InformativeSelector({given})), and "
         f"{', '.join(f'`selector__{name}`' for name in options)} in set_params and parameter grids",
-        DeprecationWarning, stacklevel=3)
+        DeprecationWarning,
+        stacklevel=3,
+    )
 
 
 class InformativeSelector(SelectorMixin, BaseEstimator):
@@ -214,7 +230,10 @@ class InformativeSelector(SelectorMixin, BaseEstimator):
     """
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
-        "criterion": [StrOptions({"mi", "var"})], **_SELECTION_CONSTRAINTS, "random_state": ["random_state"]}
+        "criterion": [StrOptions({"mi", "var"})],
+        **_SELECTION_CONSTRAINTS,
+        "random_state": ["random_state"],
+    }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         _store(self, _SELECTOR_SIGNATURE, args, kwargs)
@@ -350,8 +369,13 @@ weight_decay, device, threads, fused
     """
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
-        "selector": [HasMethods(["fit", "get_support"]), None], **_MODEL_CONSTRAINTS, **_TRAIN_CONSTRAINTS,
-        "prior": [StrOptions(set(PRIORS))], "random_state": ["random_state"], "verbose": ["boolean"]}
+        "selector": [HasMethods(["fit", "get_support"]), None],
+        **_MODEL_CONSTRAINTS,
+        **_TRAIN_CONSTRAINTS,
+        "prior": [StrOptions(set(PRIORS))],
+        "random_state": ["random_state"],
+        "verbose": ["boolean"],
+    }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         legacy = {name: kwargs.pop(name) for name in _SELECTOR_ONLY if name in kwargs}
@@ -398,8 +422,9 @@ weight_decay, device, threads, fused
         X = _writeable(X)
         check_classification_targets(y)
         u, classes = encode_labels(y, len(X))
-        model, history, _ = train_vector_model(X, u, list(range(len(classes))), model_config, train_config,
-                                               progress=self.verbose)
+        model, history, _ = train_vector_model(
+            X, u, list(range(len(classes))), model_config, train_config, progress=self.verbose
+        )
         self.model_ = model.double().eval()
         self.history_ = history
         self.classes_ = np.unique(y)
@@ -407,11 +432,15 @@ weight_decay, device, threads, fused
         self.selector_ = selector.fit(self._latents(X), u)
         self.scores_ = getattr(self.selector_, "scores_", None)
         selected = np.flatnonzero(self.selector_.get_support())
-        self.selected_ = selected if self.scores_ is None else selected[np.argsort(-self.scores_[selected],
-                                                                                   kind="stable")]
+        self.selected_ = (
+            selected if self.scores_ is None else selected[np.argsort(-self.scores_[selected], kind="stable")]
+        )
         if len(self.selected_) == 0:
-            warnings.warn("no latent dimension was selected as informative; predict and score_samples "
-                          "use all dimensions", UserWarning, stacklevel=2)
+            warnings.warn(
+                "no latent dimension was selected as informative; predict and score_samples use all dimensions",
+                UserWarning,
+                stacklevel=2,
+            )
         return self
 
     @torch.no_grad()
@@ -433,8 +462,9 @@ weight_decay, device, threads, fused
         check_is_fitted(self)
         w = check_array(X, dtype=np.float64)
         if w.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {w.shape[1]} features, but GINTransformer is expecting "
-                             f"{self.n_features_in_} features as input")
+            raise ValueError(
+                f"X has {w.shape[1]} features, but GINTransformer is expecting {self.n_features_in_} features as input"
+            )
         return self.model_.inverse(torch.as_tensor(_writeable(w))).numpy()
 
     def predict_proba(self, X: Any) -> np.ndarray:

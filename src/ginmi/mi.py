@@ -79,9 +79,10 @@ __all__ = [
 import math
 import queue
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from numbers import Integral
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -93,6 +94,7 @@ try:  # optional accelerator; see the module docstring
     import numba
 except ImportError:  # pragma: no cover - exercised when numba is absent
     numba = None  # type: ignore[assignment]
+
 
 def _check_random_state(random_state: Any) -> np.random.RandomState:
     """scikit-learn's ``check_random_state`` (imported when first needed: sklearn takes ~1 s to import)."""
@@ -113,8 +115,7 @@ def _check_w(w: ArrayLike) -> np.ndarray:
     arr = np.asarray(w)
     if arr.dtype.kind not in "biuf":
         raise ValueError(
-            f"w must be a real numeric array, got dtype {arr.dtype}; "
-            "convert it with np.asarray(w, dtype=float)."
+            f"w must be a real numeric array, got dtype {arr.dtype}; convert it with np.asarray(w, dtype=float)."
         )
     if arr.ndim == 1:
         arr = arr.reshape(-1, 1)
@@ -265,9 +266,7 @@ def _psi_table(n: int) -> np.ndarray:
     return table
 
 
-def _mi_chunk_numpy(
-    xt: np.ndarray, order: np.ndarray, labels: np.ndarray, lay: _Layout, psi: np.ndarray
-) -> np.ndarray:
+def _mi_chunk_numpy(xt: np.ndarray, order: np.ndarray, labels: np.ndarray, lay: _Layout, psi: np.ndarray) -> np.ndarray:
     """Vectorised NumPy version of the kernel (same counts, same radii)."""
     n_lab, n_cols = labels.shape[0], xt.shape[0]
     out = np.empty((n_lab, n_cols))
@@ -294,9 +293,7 @@ def _mi_chunk_numpy(
             for c in np.flatnonzero(lay.brute):
                 sl = slice(lay.offsets[c], lay.offsets[c] + lay.counts[c])
                 v = xc[sl]
-                sq = (v[:, None] * v[:, None] + -2.0 * (v[:, None] * v[None, :])) + (
-                    v[None, :] * v[None, :]
-                )
+                sq = (v[:, None] * v[:, None] + -2.0 * (v[:, None] * v[None, :])) + (v[None, :] * v[None, :])
                 radius[sl] = np.sqrt(np.sort(np.maximum(sq, 0.0), axis=1)[:, lay.ks[c]])
             rp = np.nextafter(radius, 0.0)
             hi = _boundary_numpy(xe, xc, rp, np.searchsorted(xe, xc + rp, "right"), True)
@@ -306,9 +303,7 @@ def _mi_chunk_numpy(
     return out
 
 
-def _boundary_numpy(
-    xe: np.ndarray, v: np.ndarray, rp: np.ndarray, guess: np.ndarray, upper: bool
-) -> np.ndarray:
+def _boundary_numpy(xe: np.ndarray, v: np.ndarray, rp: np.ndarray, guess: np.ndarray, upper: bool) -> np.ndarray:
     """Exact count boundaries from approximate ones (``v +- rp`` rounds).
 
     ``upper``: first index j with ``xe[j] - v > rp``; otherwise first index j
@@ -449,9 +444,7 @@ if numba is not None:
                 out[li, col] = mi if mi > 0.0 else 0.0
 
 
-def _mi_chunk_numba(
-    xt: np.ndarray, order: np.ndarray, labels: np.ndarray, lay: _Layout, psi: np.ndarray
-) -> np.ndarray:
+def _mi_chunk_numba(xt: np.ndarray, order: np.ndarray, labels: np.ndarray, lay: _Layout, psi: np.ndarray) -> np.ndarray:
     out = np.empty((labels.shape[0], xt.shape[0]))
     _nb_kernel(
         xt, order, labels, lay.counts, lay.ks, lay.brute, lay.n_eff, psi,
@@ -630,13 +623,33 @@ def permutation_pvalues(
     if max_permutations is not None and max_permutations > n_permutations:
         if isinstance(stop_after, bool) or not isinstance(stop_after, Integral) or stop_after < 1:
             raise ValueError(f"stop_after must be an integer >= 1, got {stop_after!r}.")
-        _refine(xt, codes, obs, exceed.astype(np.int64), pvalues, n_permutations, int(max_permutations),
-                int(stop_after), k, rng)
+        _refine(
+            xt,
+            codes,
+            obs,
+            exceed.astype(np.int64),
+            pvalues,
+            n_permutations,
+            int(max_permutations),
+            int(stop_after),
+            k,
+            rng,
+        )
     return pvalues, null
 
 
-def _refine(xt: np.ndarray, codes: np.ndarray, obs: np.ndarray, exceed: np.ndarray, pvalues: np.ndarray,
-            done: int, maximum: int, h: int, k: int, rng: np.random.RandomState) -> None:
+def _refine(
+    xt: np.ndarray,
+    codes: np.ndarray,
+    obs: np.ndarray,
+    exceed: np.ndarray,
+    pvalues: np.ndarray,
+    done: int,
+    maximum: int,
+    h: int,
+    k: int,
+    rng: np.random.RandomState,
+) -> None:
     """Besag-Clifford sequential refinement of :func:`permutation_pvalues` (``pvalues`` in place)."""
     used = np.full(len(obs), done, dtype=np.int64)
     active = refined = np.flatnonzero(exceed < h)

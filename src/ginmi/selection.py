@@ -179,26 +179,36 @@ class SelectionConfig:
     """How latents are scored and thresholded (shared by every command)."""
 
     mi_estimator: str = option(
-        "knn", "MI estimator: knn (exact fast version of scikit-learn's, the paper's), sklearn "
+        "knn",
+        "MI estimator: knn (exact fast version of scikit-learn's, the paper's), sklearn "
         "(scikit-learn itself), gaussian (model-based, from the fitted class-conditional Gaussians)",
-        choices=MI_ESTIMATORS)
-    threshold: str = option("fdr", "how the informative set is chosen: fdr (Benjamini-Hochberg on permutation "
-                            "p-values), sharp-drop, max-curvature or top-k", choices=THRESHOLDS)
+        choices=MI_ESTIMATORS,
+    )
+    threshold: str = option(
+        "fdr",
+        "how the informative set is chosen: fdr (Benjamini-Hochberg on permutation "
+        "p-values), sharp-drop, max-curvature or top-k",
+        choices=THRESHOLDS,
+    )
     k: int | None = option(None, "number of dims kept with --threshold top-k")
     q: float = option(0.05, "false-discovery rate for --threshold fdr")
     min_effect: float = option(
-        0.10, "with fdr, also require I(w_i; u) >= this fraction of the label entropy H(u): statistical and "
-        "practical significance (0: significance alone)")
-    n_permutations: int = option(200, "label permutations for the MI p-values and null level (0: none; "
-                                 "fdr needs them)")
+        0.10,
+        "with fdr, also require I(w_i; u) >= this fraction of the label entropy H(u): statistical and "
+        "practical significance (0: significance alone)",
+    )
+    n_permutations: int = option(200, "label permutations for the MI p-values and null level (0: none; fdr needs them)")
     max_permutations: int | None = option(
-        None, "refine the p-values of the dims with fewer than 10 exceedances by further permutations, up to "
+        None,
+        "refine the p-values of the dims with fewer than 10 exceedances by further permutations, up to "
         "this many (sequential Besag-Clifford test; only dims near the boundary pay); none: as many as fdr needs "
-        "to select among all dims, ceil(2 * dims / q)")
+        "to select among all dims, ceil(2 * dims / q)",
+    )
     bootstrap: int = option(0, "bootstrap resamples for MI confidence intervals (0: none)")
     n_neighbors: int = option(3, "neighbours of the kNN MI estimator")
-    var_kind: str = option("class-rms", "VAR score: RMS of class-conditional stds (GIN) or plain std",
-                           choices=("class-rms", "std"))
+    var_kind: str = option(
+        "class-rms", "VAR score: RMS of class-conditional stds (GIN) or plain std", choices=("class-rms", "std")
+    )
 
     def __post_init__(self) -> None:
         if self.n_permutations < 0 or self.bootstrap < 0:
@@ -210,8 +220,10 @@ class SelectionConfig:
         if self.threshold == "top-k" and (self.k is None or self.k < 1):
             raise ValueError(f"`threshold`='top-k' needs `k` >= 1 (the number of dims kept), got {self.k}")
         if self.k is not None and self.threshold != "top-k":
-            raise ValueError(f"`k`={self.k} is used only with `threshold`='top-k' (now {self.threshold!r}); "
-                             "set `threshold`='top-k' or drop `k`")
+            raise ValueError(
+                f"`k`={self.k} is used only with `threshold`='top-k' (now {self.threshold!r}); "
+                "set `threshold`='top-k' or drop `k`"
+            )
         if self.n_neighbors < 1:
             raise ValueError(f"n_neighbors must be >= 1, got {self.n_neighbors}")
         if not 0 <= self.min_effect < 1:
@@ -231,8 +243,7 @@ class SelectionConfig:
         return max(self.n_permutations, auto if self.max_permutations is None else self.max_permutations)
 
 
-def mi_scores(w: np.ndarray, u: np.ndarray, config: SelectionConfig, *, seed: int = 0,
-              model: Any = None) -> np.ndarray:
+def mi_scores(w: np.ndarray, u: np.ndarray, config: SelectionConfig, *, seed: int = 0, model: Any = None) -> np.ndarray:
     """``I(w_i; u)`` for every column with the configured estimator (nats).
 
     ``gaussian`` needs the trained ``model`` (its class means, stds and priors); ``w`` and ``u``
@@ -248,14 +259,16 @@ def mi_scores(w: np.ndarray, u: np.ndarray, config: SelectionConfig, *, seed: in
         if model is None:
             raise ValueError("the gaussian MI estimator needs a trained model (class means and stds)")
         return gaussian_mutual_information(
-            model.mu.detach().cpu().double().numpy(), model.log_sigma.detach().cpu().double().exp().numpy(),
+            model.mu.detach().cpu().double().numpy(),
+            model.log_sigma.detach().cpu().double().exp().numpy(),
             model.log_prior.detach().cpu().double().exp().numpy(),
         )
     raise ValueError(f"mi_estimator must be one of {MI_ESTIMATORS}, got {config.mi_estimator!r}")
 
 
-def score_criteria(w: np.ndarray, u: np.ndarray, config: SelectionConfig, *, seed: int = 0,
-                   model: Any = None) -> dict[str, Selection]:
+def score_criteria(
+    w: np.ndarray, u: np.ndarray, config: SelectionConfig, *, seed: int = 0, model: Any = None
+) -> dict[str, Selection]:
     """Score, order and select by MI (``"mi"``) and by VAR, in both of its definitions: ``"var"`` (GIN's
     class-RMS std, or ``config.var_kind``) and ``"var_std"`` (the plain overall std, the paper's wording).
 
@@ -270,13 +283,20 @@ def score_criteria(w: np.ndarray, u: np.ndarray, config: SelectionConfig, *, see
     if config.n_permutations > 0:
         observed = scores if config.mi_estimator == "knn" else None
         budget = config.permutation_budget(w.shape[1])
-        pvalues, null = permutation_pvalues(w, u, n_permutations=config.n_permutations,
-                                            n_neighbors=config.n_neighbors, random_state=seed, observed=observed,
-                                            max_permutations=budget)
+        pvalues, null = permutation_pvalues(
+            w,
+            u,
+            n_permutations=config.n_permutations,
+            n_neighbors=config.n_neighbors,
+            random_state=seed,
+            observed=observed,
+            max_permutations=budget,
+        )
         extra.update(pvalues=pvalues, null_level=float(np.quantile(null, 0.95)), max_permutations=budget)
     if config.bootstrap > 0:
-        low, high = bootstrap_intervals(w, u, n_bootstrap=config.bootstrap, n_neighbors=config.n_neighbors,
-                                        random_state=seed)
+        low, high = bootstrap_intervals(
+            w, u, n_bootstrap=config.bootstrap, n_neighbors=config.n_neighbors, random_state=seed
+        )
         extra.update(ci_low=low, ci_high=high)
     min_score = config.min_effect * label_entropy(u) if config.threshold == "fdr" else 0.0
     mi = select(scores, config.threshold, k=config.k, pvalues=pvalues, q=config.q, min_score=min_score)

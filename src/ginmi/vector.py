@@ -10,8 +10,9 @@ from __future__ import annotations
 import sys
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -51,11 +52,14 @@ class VectorModelConfig:
     clamp: float = option(2.0, "soft clamp of the coupling log-scales")
     stats: str = option("trainable", "class statistics: trainable (Eq. 5) or batch (Appendix C)", choices=STATS)
     standardize: bool = option(True, "standardise inputs robustly (median / MAD), stored in the model")
-    linear_stage: bool = option(False, "fit a volume-preserving linear map (|det| = 1) by the likelihood of Eq. 5 "
-                                       "before training the flow, stored in the model: undoes linear mixing the "
-                                       "couplings get stuck on (measured: recovery 0.85 -> 0.96-0.99 on rotated "
-                                       "data), but hurts on heavy-tailed data (see README); needs at least "
-                                       "2 x dims samples per class")
+    linear_stage: bool = option(
+        False,
+        "fit a volume-preserving linear map (|det| = 1) by the likelihood of Eq. 5 "
+        "before training the flow, stored in the model: undoes linear mixing the "
+        "couplings get stuck on (measured: recovery 0.85 -> 0.96-0.99 on rotated "
+        "data), but hurts on heavy-tailed data (see README); needs at least "
+        "2 x dims samples per class",
+    )
 
     def __post_init__(self) -> None:
         for name in ("n_blocks", "width"):
@@ -65,8 +69,15 @@ class VectorModelConfig:
             raise ValueError(f"clamp must be positive, got {self.clamp}")
 
     def arch(self, dim: int, seed: int) -> dict[str, Any]:
-        return {"name": "vector", "dim": dim, "n_blocks": self.n_blocks, "width": self.width,
-                "coupling": self.flow, "clamp": self.clamp, "seed": seed}
+        return {
+            "name": "vector",
+            "dim": dim,
+            "n_blocks": self.n_blocks,
+            "width": self.width,
+            "coupling": self.flow,
+            "clamp": self.clamp,
+            "seed": seed,
+        }
 
 
 def check_features(x: Any, name: str = "features") -> np.ndarray:
@@ -102,22 +113,27 @@ def encode_labels(u: Any, n_samples: int, *, min_per_class: int = 2) -> tuple[np
     small = [(c, n) for c, n in zip(classes.tolist(), counts.tolist()) if n < min_per_class]
     if small:
         raise ValueError(
-            f"class(es) with fewer than {min_per_class} samples: {small[:5]}; "
-            "drop them or collect more data"
+            f"class(es) with fewer than {min_per_class} samples: {small[:5]}; drop them or collect more data"
         )
     return idx.astype(np.int64), [c.item() if hasattr(c, "item") else c for c in classes]
 
 
-def init_vector_model(x: np.ndarray, u: np.ndarray, classes: Sequence[Any], model_config: VectorModelConfig,
-                      seed: int) -> tuple[GINModel, torch.Tensor, torch.Tensor]:
+def init_vector_model(
+    x: np.ndarray, u: np.ndarray, classes: Sequence[Any], model_config: VectorModelConfig, seed: int
+) -> tuple[GINModel, torch.Tensor, torch.Tensor]:
     """A GIN model for vectors with everything fixed before training set from the data: the class prior,
     the standardisation and the linear stage (each if configured). Returns the model and the data as tensors.
 
     The linear stage is left at the identity when a class has fewer than ``2 * dims`` samples (its
     covariance, which the fit needs, is then too poorly determined).
     """
-    model = GINModel(model_config.arch(x.shape[1], seed), len(classes), stats=model_config.stats, classes=classes,
-                     linear_stage=model_config.linear_stage)
+    model = GINModel(
+        model_config.arch(x.shape[1], seed),
+        len(classes),
+        stats=model_config.stats,
+        classes=classes,
+        linear_stage=model_config.linear_stage,
+    )
     xt = torch.as_tensor(x, dtype=torch.float32)
     ut = torch.as_tensor(u, dtype=torch.long)
     counts = torch.bincount(ut, minlength=len(classes))
@@ -145,8 +161,9 @@ def train_vector_model(
     ``callbacks`` (``on_step``, ``on_epoch``) are passed to :func:`ginmi.training.train`.
     """
     model, xt, ut = init_vector_model(x, u, classes, model_config, train_config.seed)
-    note = schedule_note(train_config, len(x), sum(p.numel() for p in model.parameters() if p.requires_grad),
-                         x.shape[1])
+    note = schedule_note(
+        train_config, len(x), sum(p.numel() for p in model.parameters() if p.requires_grad), x.shape[1]
+    )
     if note is not None:
         warnings.warn(note, SmallDataWarning, stacklevel=2)
     _announce_compile(model, train_config, progress)
@@ -187,10 +204,21 @@ def _announce_compile(model: GINModel, train_config: TrainConfig, progress: bool
     """A stage line before training when the fused step will compile first (its first epoch is slow)."""
     from ginmi import fused
 
-    if (progress and train_config.fused and not fused.compiled() and fused.supports(model)
-            and training_device(train_config, model).type == "cpu" and distributed.is_main_process()):
-        print("ginmi: " + "compiling the fused training step (about 20-30 s on the first run, then read from numba's cache; "
-              "the first epoch's time estimate includes it) ...", file=sys.stderr, flush=True)
+    if (
+        progress
+        and train_config.fused
+        and not fused.compiled()
+        and fused.supports(model)
+        and training_device(train_config, model).type == "cpu"
+        and distributed.is_main_process()
+    ):
+        print(
+            "ginmi: "
+            + "compiling the fused training step (about 20-30 s on the first run, then read from numba's cache; "
+            "the first epoch's time estimate includes it) ...",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 @torch.no_grad()

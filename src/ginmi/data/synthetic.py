@@ -59,12 +59,8 @@ __all__ = [
     "sample_ood",
 ]
 
-PAPER_MEANS = np.array(
-    [[2.9240, 4.1936], [-3.8942, -3.7325], [-4.1159, 4.1676], [4.3792, 2.9258], [4.4143, -4.9151]]
-)
-PAPER_STDS = np.array(
-    [[1.7167, 1.7170], [2.5244, 2.7930], [0.8198, 2.8419], [2.3446, 1.5909], [0.9897, 0.9298]]
-)
+PAPER_MEANS = np.array([[2.9240, 4.1936], [-3.8942, -3.7325], [-4.1159, 4.1676], [4.3792, 2.9258], [4.4143, -4.9151]])
+PAPER_STDS = np.array([[1.7167, 1.7170], [2.5244, 2.7930], [0.8198, 2.8419], [2.3446, 1.5909], [0.9897, 0.9298]])
 OOD_MEANS = np.array([[-20.0, 20.0], [20.0, 0.0]])
 OOD_STDS = np.array([[1.34, 1.35], [1.21, 0.96]])
 
@@ -88,7 +84,9 @@ class SyntheticData:
     generator: nn.Module = field(repr=False)
 
 
-def mixture_parameters(n_components: int, n_informative: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def mixture_parameters(
+    n_components: int, n_informative: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Random mixture statistics as in the paper: means ~ U[-5, 5], stds ~ U[0.5, 3]."""
     means = rng.uniform(-5.0, 5.0, size=(n_components, n_informative))
     stds = rng.uniform(0.5, 3.0, size=(n_components, n_informative))
@@ -149,8 +147,9 @@ class MixingFlow(nn.Module):
         n2 = dim - self.n_first
         as64 = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float64)  # noqa: E731
         self.register_buffer("rotations", as64([_rotation(dim, rng) for _ in range(n_layers + 1)]))
-        self.register_buffer("weights", as64([rng.standard_normal((n2, self.n_first)) / np.sqrt(self.n_first)
-                                              for _ in range(n_layers)]))
+        self.register_buffer(
+            "weights", as64([rng.standard_normal((n2, self.n_first)) / np.sqrt(self.n_first) for _ in range(n_layers)])
+        )
         self.register_buffer("offsets", as64([rng.uniform(-np.pi, np.pi, n2) for _ in range(n_layers)]))
 
     def _shift(self, layer: int, x1: torch.Tensor) -> torch.Tensor:
@@ -212,8 +211,12 @@ def make_synthetic(
     ``mixing`` is the strength of the ``"mixing"`` generator (bound of its coupling shifts).
     The generator is computed in float64 and the data returned as float64 arrays.
     """
-    for name, value in [("n_samples", n_samples), ("data_dim", data_dim), ("n_informative", n_informative),
-                        ("n_components", n_components)]:
+    for name, value in [
+        ("n_samples", n_samples),
+        ("data_dim", data_dim),
+        ("n_informative", n_informative),
+        ("n_components", n_components),
+    ]:
         if value <= 0:
             raise ValueError(f"{name} must be positive, got {value}")
     if n_informative >= data_dim:
@@ -234,8 +237,14 @@ def make_synthetic(
     latent, u = sample_latent(n_samples, means, stds, data_dim - n_informative, noise_std, rng)
     flow = generator_flow(data_dim, seed, generator, mixing).double()
     return SyntheticData(
-        x=_push(flow, latent), u=u, latent=latent, means=means, stds=stds, noise_std=float(noise_std),
-        informative=list(range(n_informative)), generator=flow,
+        x=_push(flow, latent),
+        u=u,
+        latent=latent,
+        means=means,
+        stds=stds,
+        noise_std=float(noise_std),
+        informative=list(range(n_informative)),
+        generator=flow,
     )
 
 

@@ -25,7 +25,8 @@ Example:
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -119,8 +120,9 @@ def rejection_thresholds(model: GINModel, dims: Sequence[int] | Tensor | None = 
 
 
 @torch.no_grad()
-def _predict_and_reject(model: GINModel, x: Tensor, dims: Tensor, k: float, prior: str,
-                        batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+def _predict_and_reject(
+    model: GINModel, x: Tensor, dims: Tensor, k: float, prior: str, batch_size: int
+) -> tuple[np.ndarray, np.ndarray]:
     device = model.mu.device
     thresholds = rejection_thresholds(model, dims, k)
     preds, rejects = [], []
@@ -132,8 +134,14 @@ def _predict_and_reject(model: GINModel, x: Tensor, dims: Tensor, k: float, prio
     return torch.cat(preds).numpy(), torch.cat(rejects).numpy()
 
 
-def rejected(model: GINModel, x: np.ndarray | Tensor, dims: Sequence[int] | None = None, k: float = 1.0,
-             *, batch_size: int = 2048) -> np.ndarray:
+def rejected(
+    model: GINModel,
+    x: np.ndarray | Tensor,
+    dims: Sequence[int] | None = None,
+    k: float = 1.0,
+    *,
+    batch_size: int = 2048,
+) -> np.ndarray:
     """Boolean mask of the images the defence rejects (unlikely under every class)."""
     model.eval()
     return _predict_and_reject(model, check_images(model, x), _dims(model, dims), k, "empirical", batch_size)[1]

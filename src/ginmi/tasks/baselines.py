@@ -98,6 +98,10 @@ def _qda_log_density(qda: Any, z: np.ndarray) -> np.ndarray:
     terms = []
     for mean, rotation, scaling, prior in zip(qda.means_, qda.rotations_, qda.scalings_, qda.priors_):
         proj = (z - mean) @ rotation
-        terms.append(-0.5 * np.sum(proj**2 / scaling, axis=1) - 0.5 * np.sum(np.log(scaling))
-                     - 0.5 * len(scaling) * np.log(2 * np.pi) + np.log(prior))
+        terms.append(
+            -0.5 * np.sum(proj**2 / scaling, axis=1)
+            - 0.5 * np.sum(np.log(scaling))
+            - 0.5 * len(scaling) * np.log(2 * np.pi)
+            + np.log(prior)
+        )
     return logsumexp(np.stack(terms, axis=1), axis=1)

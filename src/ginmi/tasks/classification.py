@@ -18,7 +18,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -84,20 +84,28 @@ def posterior(
     return torch.softmax(logits + log_prior(model, prior), dim=1).cpu().numpy()
 
 
-def predict(model: GINModel, w: np.ndarray | Tensor, dims: Sequence[int] | None = None,
-            prior: str = "empirical") -> np.ndarray:
+def predict(
+    model: GINModel, w: np.ndarray | Tensor, dims: Sequence[int] | None = None, prior: str = "empirical"
+) -> np.ndarray:
     """Class indices of the maximum posterior."""
     return posterior(model, w, dims, prior).argmax(1)
 
 
-def accuracy(model: GINModel, w: np.ndarray | Tensor, u: np.ndarray, dims: Sequence[int] | None = None,
-             prior: str = "empirical") -> float:
+def accuracy(
+    model: GINModel, w: np.ndarray | Tensor, u: np.ndarray, dims: Sequence[int] | None = None, prior: str = "empirical"
+) -> float:
     """Fraction of samples whose maximum-posterior class is ``u`` (class indices)."""
     return float(np.mean(predict(model, w, dims, prior) == np.asarray(u)))
 
 
-def accuracy_vs_k(model: GINModel, w: np.ndarray | Tensor, u: np.ndarray, order: Sequence[int],
-                  ks: Sequence[int] | None = None, prior: str = "empirical") -> list[float]:
+def accuracy_vs_k(
+    model: GINModel,
+    w: np.ndarray | Tensor,
+    u: np.ndarray,
+    order: Sequence[int],
+    ks: Sequence[int] | None = None,
+    prior: str = "empirical",
+) -> list[float]:
     """Accuracy with the top-``k`` dims of ``order`` for each ``k`` (default ``1..len(order)``)."""
     ks = list(range(1, len(order) + 1)) if ks is None else list(ks)
     lp = log_prior(model, prior)[None, :, None]
@@ -106,13 +114,14 @@ def accuracy_vs_k(model: GINModel, w: np.ndarray | Tensor, u: np.ndarray, order:
     start = 0
     for block in cumulative_log_likelihood(model, w, order, ks):
         pred = (block + lp).argmax(1)
-        correct += (pred == u_t[start:start + len(block), None]).sum(0).cpu()
+        correct += (pred == u_t[start : start + len(block), None]).sum(0).cpu()
         start += len(block)
     return (correct.double() / max(start, 1)).tolist()
 
 
-def bayes_accuracy(latent: np.ndarray, u: np.ndarray, means: np.ndarray, stds: np.ndarray,
-                   priors: np.ndarray | None = None) -> float:
+def bayes_accuracy(
+    latent: np.ndarray, u: np.ndarray, means: np.ndarray, stds: np.ndarray, priors: np.ndarray | None = None
+) -> float:
     """Accuracy of the Bayes classifier of the true generating mixture on the true latents
     (the asymptotic bound of paper Fig. 4); ``latent`` holds only the informative dims."""
     priors = np.full(len(means), 1.0 / len(means)) if priors is None else np.asarray(priors)

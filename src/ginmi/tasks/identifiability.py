@@ -12,7 +12,8 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -57,13 +58,25 @@ def criteria_recovery(criteria: dict[str, Any], true_dims: set[int]) -> dict[str
     """Per criterion (a :class:`ginmi.selection.Selection`): its top ``n = len(true_dims)`` dims, whether
     they are ``true_dims`` (the dims matched to the informative latents), and whether its selected set is."""
     n = len(true_dims)
-    return {name: {"top_n": sel.order[:n].tolist(), "top_n_correct": set(sel.order[:n].tolist()) == true_dims,
-                   "selected_correct": set(sel.selected.tolist()) == true_dims}
-            for name, sel in criteria.items()}
+    return {
+        name: {
+            "top_n": sel.order[:n].tolist(),
+            "top_n_correct": set(sel.order[:n].tolist()) == true_dims,
+            "selected_correct": set(sel.selected.tolist()) == true_dims,
+        }
+        for name, sel in criteria.items()
+    }
 
 
-def recovery(w_train: np.ndarray, u_train: np.ndarray, w_eval: np.ndarray, latent_eval: np.ndarray,
-             informative: Sequence[int], *, seed: int = 0) -> dict[str, Any]:
+def recovery(
+    w_train: np.ndarray,
+    u_train: np.ndarray,
+    w_eval: np.ndarray,
+    latent_eval: np.ndarray,
+    informative: Sequence[int],
+    *,
+    seed: int = 0,
+) -> dict[str, Any]:
     """How well a representation recovers the true latents, with no model needed (baselines too).
 
     ``mcc`` (``all``, ``informative``) on the evaluation set; ``top_n_correct``: whether the top
@@ -73,10 +86,14 @@ def recovery(w_train: np.ndarray, u_train: np.ndarray, w_eval: np.ndarray, laten
     corr = abs_correlation(w_eval, latent_eval)
     true_set = set(matching(corr, informative)[0].tolist())
     n = len(informative)
-    scores = {"mi": mutual_information(w_train, u_train, random_state=seed),
-              "var": var_scores(w_train, u_train, "class-rms"), "var_std": var_scores(w_train, u_train, "std")}
+    scores = {
+        "mi": mutual_information(w_train, u_train, random_state=seed),
+        "var": var_scores(w_train, u_train, "class-rms"),
+        "var_std": var_scores(w_train, u_train, "std"),
+    }
     return {
         "mcc": mcc_scores(corr, informative),
-        "top_n_correct": {name: set(np.argsort(-s, kind="stable")[:n].tolist()) == true_set
-                          for name, s in scores.items()},
+        "top_n_correct": {
+            name: set(np.argsort(-s, kind="stable")[:n].tolist()) == true_set for name, s in scores.items()
+        },
     }

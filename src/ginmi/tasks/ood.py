@@ -11,7 +11,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -23,16 +23,18 @@ from ginmi.tasks.classification import cumulative_log_likelihood, log_prior
 __all__ = ["log_density", "log_density_vs_k", "auroc", "roc", "auroc_vs_k"]
 
 
-def log_density_vs_k(model: GINModel, w: np.ndarray | Tensor, order: Sequence[int], ks: Sequence[int],
-                     prior: str = "empirical") -> np.ndarray:
+def log_density_vs_k(
+    model: GINModel, w: np.ndarray | Tensor, order: Sequence[int], ks: Sequence[int], prior: str = "empirical"
+) -> np.ndarray:
     """``log p(w_S)`` under the learned mixture for ``S`` = top-``k`` of ``order``: shape ``(N, len(ks))``."""
     lp = log_prior(model, prior)[None, :, None]
     blocks = [torch.logsumexp(b + lp, dim=1) for b in cumulative_log_likelihood(model, w, order, ks)]
     return torch.cat(blocks).double().cpu().numpy()
 
 
-def log_density(model: GINModel, w: np.ndarray | Tensor, dims: Sequence[int] | None = None,
-                prior: str = "empirical") -> np.ndarray:
+def log_density(
+    model: GINModel, w: np.ndarray | Tensor, dims: Sequence[int] | None = None, prior: str = "empirical"
+) -> np.ndarray:
     """``log p(w_S)`` per sample (``dims`` = ``S``, default all)."""
     dims = list(range(model.dim)) if dims is None else list(dims)
     return log_density_vs_k(model, w, dims, [len(dims)], prior)[:, 0]
@@ -59,8 +61,14 @@ def roc(normal_scores: np.ndarray, outlier_scores: np.ndarray) -> tuple[np.ndarr
     return fpr, tpr
 
 
-def auroc_vs_k(model: GINModel, w_normal: np.ndarray | Tensor, w_outlier: np.ndarray | Tensor,
-               order: Sequence[int], ks: Sequence[int] | None = None, prior: str = "empirical") -> list[float]:
+def auroc_vs_k(
+    model: GINModel,
+    w_normal: np.ndarray | Tensor,
+    w_outlier: np.ndarray | Tensor,
+    order: Sequence[int],
+    ks: Sequence[int] | None = None,
+    prior: str = "empirical",
+) -> list[float]:
     """AUROC with the top-``k`` dims of ``order`` for each ``k`` (default ``1..len(order)``)."""
     ks = list(range(1, len(order) + 1)) if ks is None else list(ks)
     dn = log_density_vs_k(model, w_normal, order, ks, prior)

@@ -11,13 +11,14 @@ baselines of the image study are :mod:`ginmi.tasks.baselines`.)
 from __future__ import annotations
 
 import warnings
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from ginmi.model import GINModel
-from ginmi.vector import compute_latents
 from ginmi.tasks.identifiability import recovery
+from ginmi.vector import compute_latents
 
 __all__ = ["BASELINES", "baseline_latents", "baseline_recovery", "value_added"]
 
@@ -28,13 +29,15 @@ def _untrained_like(model: GINModel) -> GINModel:
     """A model of the same architecture and seed at initialisation, with the trained one's fixed
     input standardisation and class prior (those are set from the data before training)."""
     fresh = GINModel(model.arch, model.n_classes, stats=model.stats, classes=model.classes)
-    fresh.load_state_dict({k: v for k, v in model.state_dict().items() if k in ("shift", "scale", "log_prior")},
-                          strict=False)
+    fresh.load_state_dict(
+        {k: v for k, v in model.state_dict().items() if k in ("shift", "scale", "log_prior")}, strict=False
+    )
     return fresh.eval()
 
 
-def baseline_latents(model: GINModel, x_train: np.ndarray, x_eval: np.ndarray, *,
-                     seed: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def baseline_latents(
+    model: GINModel, x_train: np.ndarray, x_eval: np.ndarray, *, seed: int = 0
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """``{baseline: (representation of x_train, of x_eval)}`` for every name in :data:`BASELINES`."""
     from sklearn.decomposition import FastICA
     from sklearn.exceptions import ConvergenceWarning
@@ -42,8 +45,9 @@ def baseline_latents(model: GINModel, x_train: np.ndarray, x_eval: np.ndarray, *
     untrained = _untrained_like(model)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        ica = FastICA(n_components=x_train.shape[1], whiten="unit-variance", max_iter=1000,
-                      random_state=seed).fit(x_train)
+        ica = FastICA(n_components=x_train.shape[1], whiten="unit-variance", max_iter=1000, random_state=seed).fit(
+            x_train
+        )
     return {
         "raw_x": (x_train, x_eval),
         "untrained": (compute_latents(untrained, x_train), compute_latents(untrained, x_eval)),
@@ -51,11 +55,21 @@ def baseline_latents(model: GINModel, x_train: np.ndarray, x_eval: np.ndarray, *
     }
 
 
-def baseline_recovery(model: GINModel, x_train: np.ndarray, u_train: np.ndarray, x_eval: np.ndarray,
-                      latent_eval: np.ndarray, informative: Sequence[int], *, seed: int = 0) -> dict[str, Any]:
+def baseline_recovery(
+    model: GINModel,
+    x_train: np.ndarray,
+    u_train: np.ndarray,
+    x_eval: np.ndarray,
+    latent_eval: np.ndarray,
+    informative: Sequence[int],
+    *,
+    seed: int = 0,
+) -> dict[str, Any]:
     """``results.json``'s ``baselines``: :func:`~ginmi.tasks.identifiability.recovery` of each baseline."""
-    return {name: recovery(w_train, u_train, w_eval, latent_eval, informative, seed=seed)
-            for name, (w_train, w_eval) in baseline_latents(model, x_train, x_eval, seed=seed).items()}
+    return {
+        name: recovery(w_train, u_train, w_eval, latent_eval, informative, seed=seed)
+        for name, (w_train, w_eval) in baseline_latents(model, x_train, x_eval, seed=seed).items()
+    }
 
 
 def value_added(trained: dict[str, Any], baselines: dict[str, Any]) -> dict[str, Any]:
@@ -63,7 +77,10 @@ def value_added(trained: dict[str, Any], baselines: dict[str, Any]) -> dict[str,
     out: dict[str, Any] = {}
     for key in ("all", "informative"):
         best = max(baselines, key=lambda name: baselines[name]["mcc"][key])
-        out[f"mcc_{key}"] = {"trained": trained["mcc"][key], "best_baseline": best,
-                             "baseline": baselines[best]["mcc"][key],
-                             "added": trained["mcc"][key] - baselines[best]["mcc"][key]}
+        out[f"mcc_{key}"] = {
+            "trained": trained["mcc"][key],
+            "best_baseline": best,
+            "baseline": baselines[best]["mcc"][key],
+            "added": trained["mcc"][key] - baselines[best]["mcc"][key],
+        }
     return out
