@@ -19,9 +19,7 @@ import argparse
 import numpy as np
 import torch
 
-from ginmi import GINTransformer, InformativeSelector
-from ginmi.data.images import load_image_pair
-from ginmi.tasks.ood import auroc, log_density
+from ginmi import GINTransformer, InformativeSelector, auroc, load_image_pair, log_density
 
 
 def flatten(images: np.ndarray, size: int) -> np.ndarray:

@@ -23,8 +23,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 
-from ginmi import GINTransformer, InformativeSelector
-from ginmi.data.files import load_table
+from ginmi import GINTransformer, InformativeSelector, load_table
 
 
 def load(path: str | None, label_column: str) -> tuple[np.ndarray, np.ndarray, list[str]]:

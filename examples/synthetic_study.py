@@ -13,11 +13,18 @@ from __future__ import annotations
 
 import argparse
 
-from ginmi import GINTransformer, InformativeSelector
-from ginmi.data.synthetic import make_synthetic, sample_ood
-from ginmi.tasks.classification import accuracy
-from ginmi.tasks.identifiability import abs_correlation, matching, mcc
-from ginmi.tasks.ood import auroc, log_density
+from ginmi import (
+    GINTransformer,
+    InformativeSelector,
+    abs_correlation,
+    accuracy,
+    auroc,
+    log_density,
+    make_synthetic,
+    matching,
+    mcc,
+    sample_ood,
+)
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:

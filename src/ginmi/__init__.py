@@ -41,6 +41,7 @@ _LAZY = {
     "compute_latents": "ginmi.vector",
     # data
     "make_synthetic": "ginmi.data.synthetic",
+    "load_image_pair": "ginmi.data.images",
     "sample_ood": "ginmi.data.synthetic",
     "SyntheticData": "ginmi.data.synthetic",
     "load_table": "ginmi.data.files",
@@ -64,10 +65,13 @@ _LAZY = {
     "auroc": "ginmi.tasks.ood",
     "auroc_vs_k": "ginmi.tasks.ood",
     "abs_correlation": "ginmi.tasks.identifiability",
+    "matching": "ginmi.tasks.identifiability",
     "mcc": "ginmi.tasks.identifiability",
     "recovery": "ginmi.tasks.identifiability",
     "baseline_recovery": "ginmi.tasks.recovery_baselines",
     "fgsm": "ginmi.tasks.adversarial",
+    "rejected": "ginmi.tasks.adversarial",
+    "evaluate_defence": "ginmi.tasks.adversarial",
     # scikit-learn estimators
     "GINTransformer": "ginmi.estimators",
     "InformativeSelector": "ginmi.estimators",
@@ -78,6 +82,7 @@ __all__ = ["__version__", *_LAZY]
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ imports on demand
     from ginmi.architectures import build_flow
     from ginmi.data.files import load_table, match_columns
+    from ginmi.data.images import load_image_pair
     from ginmi.data.synthetic import SyntheticData, make_synthetic, sample_ood
     from ginmi.estimators import GINTransformer, InformativeSelector
     from ginmi.mi import bootstrap_intervals, gaussian_mutual_information, mutual_information, permutation_pvalues
@@ -91,9 +96,9 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ im
         select,
         var_scores,
     )
-    from ginmi.tasks.adversarial import fgsm
+    from ginmi.tasks.adversarial import evaluate_defence, fgsm, rejected
     from ginmi.tasks.classification import accuracy, accuracy_vs_k, bayes_accuracy, posterior
-    from ginmi.tasks.identifiability import abs_correlation, mcc, recovery
+    from ginmi.tasks.identifiability import abs_correlation, matching, mcc, recovery
     from ginmi.tasks.ood import auroc, auroc_vs_k, log_density
     from ginmi.tasks.recovery_baselines import baseline_recovery
     from ginmi.training import TrainConfig, evaluate_loss, train, train_many

@@ -322,9 +322,6 @@ weight_decay, device, threads, fused
     verbose : bool, default False
         Show a progress bar while training.
 
-    The selection options of earlier versions (``GINTransformer(q=0.01)``, ``set_params(q=0.01)``)
-    still work for one release, with a DeprecationWarning: they now belong to the selector.
-
     Attributes
     ----------
     model_ : ginmi.model.GINModel
@@ -348,6 +345,9 @@ weight_decay, device, threads, fused
     -----
     Needs at least 2 features (a coupling splits them), 2 classes and 2 samples per class.
     On the CPU a fit is deterministic given an int ``random_state``.
+
+    The selection options of earlier versions (``GINTransformer(q=0.01)``, ``set_params(q=0.01)``)
+    still work for one release, with a DeprecationWarning: they now belong to the selector.
 
     :func:`~sklearn.utils.estimator_checks.check_estimator` passes in full, at small settings
     for speed (``epochs=10, batch_size=64, n_blocks=2``). (scikit-learn itself skips its checks
