@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import functools
 import html
 import json
 import math
@@ -162,7 +163,7 @@ def reported_results() -> dict[str, Any]:
 # claims of the synthetic study
 
 
-def _fmt(values: Sequence[float] | float, digits: int = 3) -> str:
+def _fmt(values: Sequence[float] | np.ndarray | float, digits: int = 3) -> str:
     """``mean ± std`` over trials (sample std), or the single value."""
     a = np.atleast_1d(np.asarray(values, dtype=float))
     if len(a) == 0:
@@ -195,9 +196,14 @@ def _count(trials: Sequence[Any], predicate: Callable[[Any], Any]) -> tuple[int,
     return sum(bool(predicate(t)) for t in trials), len(trials)
 
 
+def _recovered(trial: TrialEvaluation, order: str) -> bool:
+    """Whether the top-n dims of ``order`` are the true informative set (False for orders older runs lack)."""
+    return order in trial.recovery and trial.recovery[order].top_n_correct
+
+
 def _top_n_correct(trials: Sequence[TrialEvaluation], order: str) -> tuple[int, int]:
-    """In how many trials the top-n dims of ``order`` are the true informative set (missing orders: none)."""
-    return _count(trials, lambda t: order in t.recovery and t.recovery[order].top_n_correct)
+    """In how many trials the top-n dims of ``order`` are the true informative set."""
+    return _count(trials, lambda t: _recovered(t, order))
 
 
 def _at_k(curves: Sequence[OrderCurves], order: str, k: int) -> np.ndarray:
@@ -284,7 +290,7 @@ def value_added_rows(results: dict[str, Any]) -> list[list[str]]:
             rows.append([name, who, _fmt([m.informative for m, _ in scored]), _fmt([m.all for m, _ in scored]),
                          *tops])
         rows.append([name, "value added (trained - best baseline)",
-                     _fmt(_gain(trials, "informative")), _fmt(_gain(trials, "all")), "", "", ""])
+                     _fmt(_gain(trials, "informative") or []), _fmt(_gain(trials, "all") or []), "", "", ""])
     return rows
 
 
@@ -390,7 +396,7 @@ def _claim_batch(text: str, settings: Settings, n: int) -> Claim:
         a, b = _find_setting(settings, noise, "trainable"), _find_setting(settings, noise, "batch")
         if a is None or b is None:
             continue
-        rows = {}
+        rows: dict[str, dict[str, Any]] = {}
         for label, (_, trials) in (("trainable", a), ("batch", b)):
             rec, total = _top_n_correct(trials, "mi")
             rows[label] = {"rec": rec / total, "rec_text": f"{rec}/{total}", "acc": _accuracy(trials, "mi", n),
@@ -435,42 +441,56 @@ def evaluate_claims(results: dict[str, Any]) -> list[dict[str, str]]:
     return [c.to_json() for c in synthetic_claims(_settings(results), _n_inf(results))]
 
 
+Measure = Callable[[Sequence[SyntheticTrial]], str]
+"""A row of the synthetic summary: the trials of one setting -> the table cell."""
+
+
+def _mean_std(value: Callable[[SyntheticTrial], float], digits: int = 3) -> Measure:
+    """Mean ± std over the trials of one number per trial."""
+    return lambda trials: _fmt([value(t) for t in trials], digits)
+
+
+def _rate(hit: Callable[[TrialEvaluation], bool]) -> Measure:
+    """``hits/trials``: in how many trials a test holds."""
+    return lambda trials: "{}/{}".format(*_count([t.evaluation for t in trials], hit))
+
+
+def _entry(curves: Callable[[TrialEvaluation], OrderCurves], order: str, k: int) -> Callable[[SyntheticTrial], float]:
+    """Entry ``k`` (1-based; -1: the last) of a trial's curve of ``order``."""
+    return lambda t: getattr(curves(t.evaluation), order)[k - 1 if k > 0 else k]
+
+
 def synthetic_summary(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """The numbers table of a synthetic run: rows = measures, columns = settings (mean ± std over trials)."""
     runs = _settings(results)
     n = _n_inf(results)
     header = ["measure"] + [f"{v} (noise std {r.noise_std:g}, {r.stats}, {len(r.trials)} trials)"
                             for v, r in runs.items()]
-    Measure = Callable[[list[SyntheticTrial]], str]
-    evals = lambda ts: [t.evaluation for t in ts]  # noqa: E731
-    tops = lambda order: lambda ts: "{}/{}".format(*_top_n_correct(evals(ts), order))  # noqa: E731
+    accuracy: Callable[[TrialEvaluation], OrderCurves] = lambda e: e.accuracy_vs_k  # noqa: E731
+    auroc: Callable[[TrialEvaluation], OrderCurves] = lambda e: e.auroc_vs_k  # noqa: E731
     measures: list[tuple[str, Measure]] = [
-        (f"MI top-{n} = true informative (trials)", tops("mi")),
-        (f"VAR top-{n} = true informative (trials)", tops("var")),
-        (f"VAR(std) top-{n} = true informative (trials)", tops("var_std")),
-        ("MI selected set = true (trials)",
-         lambda ts: "{}/{}".format(*_count(evals(ts), lambda t: t.recovery["mi"].selected_correct))),
-        ("MCC, all dims", lambda ts: _fmt([t.mcc.all for t in evals(ts)])),
-        ("MCC, informative dims", lambda ts: _fmt([t.mcc.informative for t in evals(ts)])),
-    ]
-    for k in sorted({1, n}):
-        measures += [(f"accuracy MI, k={k}", lambda ts, k=k: _fmt(_accuracy(evals(ts), "mi", k))),
-                     (f"accuracy VAR, k={k}", lambda ts, k=k: _fmt(_accuracy(evals(ts), "var", k)))]
-    measures += [("Bayes bound (true mixture, true latents)",
-                  lambda ts: _fmt([t.accuracy_vs_k.bayes_bound for t in evals(ts)])),
-                 ("accuracy, all dims", lambda ts: _fmt([t.accuracy_vs_k.mi[-1] for t in evals(ts)]))]
-    for k in sorted({1, n}):
-        measures += [(f"AUROC MI, k={k}", lambda ts, k=k: _fmt(_auroc(evals(ts), "mi", k))),
-                     (f"AUROC VAR, k={k}", lambda ts, k=k: _fmt(_auroc(evals(ts), "var", k)))]
+        (f"{label} top-{n} = true informative (trials)", _rate(functools.partial(_recovered, order=order)))
+        for label, order in (("MI", "mi"), ("VAR", "var"), ("VAR(std)", "var_std"))]
     measures += [
-        ("AUROC, all dims", lambda ts: _fmt([t.auroc_vs_k.mi[-1] for t in evals(ts)])),
-        ("std ratio w / true: log10 spread",
-         lambda ts: _fmt([t.std_preservation.log10_ratio_range for t in evals(ts)], 2)),
-        ("true stds: log10 spread", lambda ts: _fmt([t.std_preservation.log10_true_std_range for t in evals(ts)], 2)),
-        ("final training loss", lambda ts: _fmt([t.training.final_loss for t in ts])),
-        ("training seconds per model", lambda ts: _fmt([t.timing.train_seconds for t in ts], 1)),
+        ("MI selected set = true (trials)", _rate(lambda e: e.recovery["mi"].selected_correct)),
+        ("MCC, all dims", _mean_std(lambda t: t.evaluation.mcc.all)),
+        ("MCC, informative dims", _mean_std(lambda t: t.evaluation.mcc.informative)),
     ]
-    rows = [[label] + [fn(r.trials) for r in runs.values()] for label, fn in measures]
+    measures += [(f"accuracy {o.upper()}, k={k}", _mean_std(_entry(accuracy, o, k)))
+                 for k in sorted({1, n}) for o in ("mi", "var")]
+    measures += [("Bayes bound (true mixture, true latents)",
+                  _mean_std(lambda t: t.evaluation.accuracy_vs_k.bayes_bound)),
+                 ("accuracy, all dims", _mean_std(_entry(accuracy, "mi", -1)))]
+    measures += [(f"AUROC {o.upper()}, k={k}", _mean_std(_entry(auroc, o, k)))
+                 for k in sorted({1, n}) for o in ("mi", "var")]
+    measures += [
+        ("AUROC, all dims", _mean_std(_entry(auroc, "mi", -1))),
+        ("std ratio w / true: log10 spread", _mean_std(lambda t: t.evaluation.std_preservation.log10_ratio_range, 2)),
+        ("true stds: log10 spread", _mean_std(lambda t: t.evaluation.std_preservation.log10_true_std_range, 2)),
+        ("final training loss", _mean_std(lambda t: t.training.final_loss)),
+        ("training seconds per model", _mean_std(lambda t: t.timing.train_seconds, 1)),
+    ]
+    rows = [[label] + [measure(r.trials) for r in runs.values()] for label, measure in measures]
     return header, rows
 
 
@@ -718,10 +738,11 @@ def write_report(run_dir: str | Path, results: dict[str, Any] | None = None) -> 
                                   f"VAR top-{n}", f"VAR(std) top-{n}"], added, css_id="value-added"))
     if isinstance(results.get("baselines"), dict) and "accuracy" in results["baselines"]:
         base = ImageBaselines.from_json(results["baselines"])
-        rows = [[name, base.models.get(name, ""), acc, base.auroc.get(name, "")] for name, acc in base.accuracy.items()]
+        table = [[name, base.models.get(name, ""), acc, base.auroc.get(name, "")]
+                 for name, acc in base.accuracy.items()]
         sections.append("<h2>Baselines on the same split</h2><p>What a user would try instead, fitted on the "
                         "same training images and scored on the same test (and OOD) images.</p>"
-                        + _table(["baseline", "model", "test accuracy", "OOD AUROC"], rows, css_id="baselines"))
+                        + _table(["baseline", "model", "test accuracy", "OOD AUROC"], table, css_id="baselines"))
     if settings:
         header, rows = synthetic_summary(results)
         sections.append("<h2>Summary of every setting</h2><p>Mean ± sample std over trials (seeds "

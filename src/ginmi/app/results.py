@@ -22,7 +22,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import functools
 import types
 import typing
 from dataclasses import dataclass, field
@@ -126,10 +125,14 @@ class Record:
         return cls(**kwargs)
 
 
-@functools.lru_cache(maxsize=None)
-def _hints(cls: type[Record]) -> dict[str, Any]:
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _hints(cls: type) -> dict[str, Any]:
     """The field types of a record class (resolved once: results hold many records of each class)."""
-    return typing.get_type_hints(cls)
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls)
+    return _HINTS[cls]
 
 
 def _to_json(value: Any) -> Any:
