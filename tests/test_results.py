@@ -75,10 +75,11 @@ def test_transform_and_report_results_round_trip(runs, tmp_path, capsys):
     from ginmi.app.report import ReportConfig, run_report
     from ginmi.app.user import TransformConfig, run_transform
 
-    transformed = run_transform(TransformConfig(model_path=str(fit / "model.pt"), data=str(fit.parent / "plain.npz"),
-                                                out=str(tmp_path / "w.csv")))
-    assert TransformResult.from_json(transformed).to_json() == transformed
-    assert transformed["selected"] == _read(fit)["criteria"]["mi"]["selected"]
+    for run in (fit, runs["synthetic"][0]):  # the selected dims come from the model's run folder
+        transformed = run_transform(TransformConfig(model_path=str(run / "model.pt"),
+                                                    data=str(fit.parent / "plain.npz"), out=str(tmp_path / "w.csv")))
+        assert TransformResult.from_json(transformed).to_json() == transformed
+        assert transformed["selected"] == _read(run)["criteria"]["mi"]["selected"]
     report = run_report(ReportConfig(run_dir=str(fit), figures=False))
     assert ReportResult.from_json(report).to_json() == report
 

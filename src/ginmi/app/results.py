@@ -549,6 +549,11 @@ class SyntheticResults(Record):
     def __post_init__(self) -> None:
         self.primary_trial = self.variants[self.primary.variant].trials[self.primary.trial]
 
+    @property
+    def criteria(self) -> dict[str, SyntheticCriterion]:
+        """The primary trial's criteria (``criteria`` at the top level, as in the other commands' results)."""
+        return self.primary_trial.evaluation.criteria
+
 
 # ----------------------------------------------------------------------------------------------
 # ginmi fit
