@@ -132,6 +132,22 @@ def test_models_trained_together_equal_models_trained_alone(stats, fused):
             torch.testing.assert_close(b, a, rtol=1e-3, atol=2e-4, msg=name)
 
 
+def test_train_many_trains_image_models_as_train_does():
+    """Image flows are not stackable: one functional_call per model (vmap refused the hand-written backward)."""
+    arch = {"name": "image", "input_shape": (1, 4, 4), "conv_widths": (4,), "n_conv_blocks": 1, "fc_width": 8,
+            "n_fc_blocks": 1}
+    g = torch.Generator().manual_seed(0)
+    u = torch.arange(64) % 2
+    x = torch.randn(64, 1, 4, 4, generator=g) + u[:, None, None, None].float()
+    config = TrainConfig(epochs=2, batch_size=16, warmup_steps=2, device="cpu")
+    together = [GINModel(dict(arch, seed=s), 2) for s in (0, 1)]
+    histories = train_many(together, [x, x], [u, u], config, seeds=[3, 4], progress=False)
+    for k, seed in enumerate((3, 4)):
+        alone = train(GINModel(dict(arch, seed=k), 2), x, u, replace(config, seed=seed), progress=False)
+        torch.testing.assert_close(torch.tensor(histories[k]["step_loss"]), torch.tensor(alone["step_loss"]),
+                                   rtol=1e-4, atol=1e-5)
+
+
 def test_train_many_rejects_mismatched_inputs():
     x, u = _data()
     with pytest.raises(ValueError, match="same architecture"):

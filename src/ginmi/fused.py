@@ -326,7 +326,9 @@ if numba is not None:
             p[i] -= step_size * m[i] / (math.sqrt(v[i]) / root_bc2 + eps)
         return norm
 
-    # inlined into the kernels' loops (a call per element would stop them vectorising)
+    # inlined into the kernels' loops (a call per element would stop them vectorising). numba's cache
+    # tracks this file only: kernels cached before an edit of flows.soft_clamp_derivative keep the old
+    # one until this file changes or the cache is cleared, and the self-check then refuses them loudly
     _inline = numba.njit(cache=True, nogil=True, fastmath=_FASTMATH, inline="always")
     _soft_clamp_derivative = _inline(soft_clamp_derivative)  # the reference definition, compiled
 

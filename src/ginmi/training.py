@@ -708,9 +708,9 @@ def train_many(
     batch order, input noise, Adam state, clipping (per model) and schedule. Models that the fused
     CPU step supports (:mod:`ginmi.fused`, whose kernels release the GIL) are trained by
     :func:`train` itself in parallel threads, ``config.threads`` of them (0: one per CPU core), so
-    each equals its own ``train`` run exactly. Others are stacked and one vectorised step
-    (``baddbmm`` over stacked weights, or ``torch.func.vmap`` over ``functional_call``) updates
-    all of them, equal to ``train`` up to rounding. All data sets must have the same size.
+    each equals its own ``train`` run exactly. Others are stacked and one step updates all of
+    them (``baddbmm`` over stacked weights where the blocks declare the stacked step, else one
+    ``functional_call`` per model), equal to ``train`` up to rounding. All data sets must have the same size.
     Returns one history per model.
 
     In the threads, model ``k`` gets ``checkpoint_dirs[k]`` and the callbacks ``callbacks[k]``
@@ -843,18 +843,19 @@ StackedLoss = Callable[[dict[str, Tensor], dict[str, Tensor], Tensor, Tensor], T
 def _stacked_objective(model: GINModel) -> StackedLoss:
     """``loss(params, buffers, x, u)`` of N stacked models of ``model``'s architecture (parameters and
     buffers with a leading model dimension, ``x`` of shape ``(N, B, ...)``): :func:`_stacked_loss`
-    where every block declares the stacked step, else vmap over ``functional_call`` (generic, slower)."""
+    where every block declares the stacked step, else one ``functional_call`` per model (generic)."""
     if _stackable(model):
         return functools.partial(_stacked_loss, model)
-    from torch.func import functional_call, vmap
+    from torch.func import functional_call
 
     base = copy.deepcopy(model).to("meta")
     base.forward = base.loss  # functional_call calls forward: make it the loss
 
-    def loss_one(p: dict[str, Tensor], b: dict[str, Tensor], xb: Tensor, ub: Tensor) -> Tensor:
-        return functional_call(base, (p, b), (xb, ub), strict=False, tie_weights=False)
+    def loss(p: dict[str, Tensor], b: dict[str, Tensor], x: Tensor, u: Tensor) -> Tensor:
+        return torch.stack([functional_call(base, ({k: v[i] for k, v in p.items()}, {k: v[i] for k, v in b.items()}),
+                                            (x[i], u[i]), strict=False, tie_weights=False) for i in range(len(x))])
 
-    return vmap(loss_one)
+    return loss
 
 
 def _stackable(model: GINModel) -> bool:
