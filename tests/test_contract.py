@@ -11,8 +11,8 @@ of ``train_many``, the data-parallel loss) must give the loss and gradients of a
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import pytest
 import torch
@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state
 
 from ginmi import fused, training
-from ginmi.architectures import build_flow, conv_subnet, mlp_subnet
+from ginmi.architectures import conv_subnet, mlp_subnet
 from ginmi.distributed import DistContext, wrap_objective
 from ginmi.flows import (
     GINCoupling,

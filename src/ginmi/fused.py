@@ -38,13 +38,17 @@ from __future__ import annotations
 import copy
 import math
 import threading
-from typing import Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from ginmi.flows import SOFT_CLAMP_SCALE, Permutation, declared_backends, soft_clamp_derivative
+
+if TYPE_CHECKING:
+    from ginmi.model import GINModel
 
 try:
     import numba
@@ -129,12 +133,13 @@ class FlatParameters:
         lead = () if n_models is None else (n_models,)
         with torch.no_grad():
             self.flat = nn.Parameter(torch.cat([p.detach().reshape(*lead, -1) for p in self.params], dim=-1))
-        self.flat.grad = torch.zeros_like(self.flat)
+        self.grad: Tensor = torch.zeros_like(self.flat)  # the gradient buffer, also ``self.flat.grad``
+        self.flat.grad = self.grad
         offset = 0
         for p in self.params:
             n = p.numel() // (n_models or 1)
             p.data = self.flat.data[..., offset:offset + n].view_as(p)
-            p.grad = self.flat.grad[..., offset:offset + n].view_as(p)
+            p.grad = self.grad[..., offset:offset + n].view_as(p)
             offset += n
 
     def unpack(self) -> None:
@@ -147,7 +152,7 @@ _CHECKED: dict[tuple, str | None] = {}  # architecture -> None (agrees with auto
 _CHECK_LOCK = threading.Lock()  # train_many builds steps in threads
 
 
-def _disagreement(model: nn.Module) -> str | None:
+def _disagreement(model: GINModel) -> str | None:
     """Loss and gradient of the fused step against autograd on a float64 twin of ``model`` with random
     weights (so that every path carries gradient), on a tiny batch: None when they agree."""
     twin = copy.deepcopy(model).double()
@@ -162,8 +167,8 @@ def _disagreement(model: nn.Module) -> str | None:
     loss = twin.loss(x, u)
     expected = torch.cat([e.flatten() for e in torch.autograd.grad(loss, params)])
     flat = FlatParameters(params)
-    value = FusedStep(twin, flat.flat.data, flat.flat.grad, check=False)(x, u)
-    grad_error = float((flat.flat.grad - expected).abs().max() / expected.abs().max().clamp_min(1e-300))
+    value = FusedStep(twin, flat.flat.data, flat.grad, check=False)(x, u)
+    grad_error = float((flat.grad - expected).abs().max() / expected.abs().max().clamp_min(1e-300))
     loss_error = abs(value - loss.item()) / max(1.0, abs(loss.item()))
     if max(grad_error, loss_error) <= SELF_CHECK_RTOL and math.isfinite(value):
         return None
@@ -183,7 +188,7 @@ class FusedStep:
     :class:`FusedStepUnavailable` when the model is unsupported or the check fails.
     """
 
-    def __init__(self, model: nn.Module, values: Tensor, grads: Tensor, *, check: bool = True) -> None:
+    def __init__(self, model: GINModel, values: Tensor, grads: Tensor, *, check: bool = True) -> None:
         reason = unsupported_reason(model)
         if reason is not None:
             raise FusedStepUnavailable(reason)

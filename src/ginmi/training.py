@@ -40,10 +40,11 @@ import os
 import threading
 import time
 import warnings
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -353,7 +354,7 @@ def fit_linear_stage(model: GINModel, x: Tensor, u: Tensor, *, restarts: int = 2
         flat = start.reshape(-1).clone().requires_grad_(True)  # L-BFGS wants a flat, contiguous gradient
         opt = torch.optim.LBFGS([flat], max_iter=200, line_search_fn="strong_wolfe", tolerance_grad=1e-9)
 
-        def closure() -> Tensor:
+        def closure(opt: torch.optim.LBFGS = opt, flat: Tensor = flat) -> Tensor:  # this restart's
             opt.zero_grad()
             value = objective(flat.view(dim, dim))
             value.backward()
