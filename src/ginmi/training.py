@@ -216,7 +216,7 @@ class TrainingInterrupted(KeyboardInterrupt):
     def __init__(self, checkpoint: Path | None, epoch: int, epochs: int, step: int) -> None:
         self.checkpoint, self._args = checkpoint, (checkpoint, epoch, epochs, step)
         super().__init__(f"interrupted in epoch {epoch + 1}/{epochs} after {step} steps; the state is saved in "
-                         f"{checkpoint}: train again with `resume`=True to continue")
+                         f"{checkpoint}: continue with `resume`=True and the same options")
 
     def __reduce__(self) -> tuple[Any, ...]:  # picklable, so that a worker process can report it
         return type(self), self._args
