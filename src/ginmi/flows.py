@@ -80,8 +80,9 @@ def affine_log_scales(o: Tensor, n: int, clamp: float, centre: bool, dim: int = 
 class _Affine(torch.autograd.Function):
     """``y = x * exp(s) + t`` with ``(s, t)`` from the subnet output ``o`` by :func:`affine_log_scales`
     along ``dim``. One autograd node with a hand-written backward: about half the kernels of
-    differentiating the dozen elementwise ops. (In the classic ``forward(ctx, ...)`` form, which
-    torch.func transforms refuse: its ``setup_context`` form costs a quarter more per call.)
+    differentiating the dozen elementwise ops. The classic ``forward(ctx, ...)`` form: torch.func
+    transforms refuse it (nothing vmaps the flows), and the ``setup_context`` form they need costs a
+    quarter more per call.
     """
 
     @staticmethod
@@ -119,6 +120,7 @@ class AffineCoupling(nn.Module):
     position and the Jacobian determinant is exactly 1.
     """
 
+    # the speed paths that compute exactly this class's function (see declared_backends)
     step_backends: ClassVar[frozenset[str]] = frozenset({"stacked"})
 
     def __init__(

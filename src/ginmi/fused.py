@@ -64,7 +64,7 @@ _LOG_2PI = math.log(2 * math.pi)
 _FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
 _BLAS_MIN = 32 * 32  # layers with at least this many weights multiply with BLAS (np.dot), smaller ones in loops
 _MLP = (nn.Linear, nn.ReLU, nn.Linear, nn.ReLU, nn.Linear)  # the subnet shape the kernel computes
-SELF_CHECK_RTOL = 1e-9  # float64 agreement with autograd that the self-check asks for
+_SELF_CHECK_RTOL = 1e-9  # float64 agreement with autograd that the self-check asks for
 
 
 class FusedStepUnavailable(ValueError):
@@ -170,7 +170,7 @@ def _disagreement(model: GINModel) -> str | None:
     value = FusedStep(twin, flat.flat.data, flat.grad, check=False)(x, u)
     grad_error = float((flat.grad - expected).abs().max() / expected.abs().max().clamp_min(1e-300))
     loss_error = abs(value - loss.item()) / max(1.0, abs(loss.item()))
-    if max(grad_error, loss_error) <= SELF_CHECK_RTOL and math.isfinite(value):
+    if max(grad_error, loss_error) <= _SELF_CHECK_RTOL and math.isfinite(value):
         return None
     return (f"the fused step disagrees with autograd on this architecture in float64 (loss {value!r} against "
             f"{loss.item()!r}, gradient off by {grad_error:.1e} relative); please report it")
