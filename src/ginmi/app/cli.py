@@ -35,6 +35,7 @@ from ginmi.app.results import (
     TransformResult,
     TrialEvaluation,
 )
+from ginmi.fused import FusedStepWarning
 from ginmi.training import DivergenceError, SmallDataWarning, TrainingInterrupted
 
 __all__ = ["main", "COMMANDS", "build_parser", "resolve_config"]
@@ -220,7 +221,7 @@ def _check_paths(config: Any) -> None:
 
 def _print_note(message: Any, category: type, *args: Any, **kwargs: Any) -> None:
     """Warnings about the data and the settings as one line each (``ginmi: note: ...``)."""
-    if issubclass(category, SmallDataWarning):
+    if issubclass(category, (SmallDataWarning, FusedStepWarning)):
         print(f"ginmi: note: {message}", file=sys.stderr, flush=True)
     else:
         _show_warning(message, category, *args, **kwargs)
