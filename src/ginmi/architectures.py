@@ -48,9 +48,11 @@ def _initialise(net: nn.Sequential, *, zero_last: bool, xavier: bool) -> nn.Sequ
         for layer in net:
             if isinstance(layer, (nn.Linear, nn.Conv2d)):
                 nn.init.xavier_normal_(layer.weight)
-    if zero_last:
-        nn.init.zeros_(net[-1].weight)
-        nn.init.zeros_(net[-1].bias)
+    last = net[-1]
+    if zero_last and isinstance(last, (nn.Linear, nn.Conv2d)):
+        nn.init.zeros_(last.weight)
+        if last.bias is not None:
+            nn.init.zeros_(last.bias)
     return net
 
 
@@ -154,15 +156,15 @@ def image_flow(
     return SequentialFlow(blocks)
 
 
-ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {"vector": vector_flow, "image": image_flow}
+ARCHITECTURES: dict[str, Callable[..., SequentialFlow]] = {"vector": vector_flow, "image": image_flow}
 
 
-def register_architecture(name: str, builder: Callable[..., nn.Module]) -> None:
+def register_architecture(name: str, builder: Callable[..., SequentialFlow]) -> None:
     """Make ``builder`` available to :func:`build_flow` (and to saved models) under ``name``."""
     ARCHITECTURES[name] = builder
 
 
-def build_flow(spec: dict[str, Any]) -> nn.Module:
+def build_flow(spec: dict[str, Any]) -> SequentialFlow:
     """Build the flow described by ``spec`` with weights drawn from its ``seed`` (default 0).
 
     The global RNG state is left untouched, so building is reproducible wherever it happens.

@@ -29,6 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from ginmi.architectures import build_flow
+from ginmi.flows import SequentialFlow
 from ginmi.io import atomic_torch_save, safe_torch_load
 from ginmi.precision import resolve_precision, set_subnet_precision
 
@@ -58,6 +59,12 @@ class GINModel(nn.Module):
     precision : {"fp32", "bf16", "auto"}
         Precision of the coupling subnets (see :meth:`set_precision`); saved with the model.
     """
+
+    flow: SequentialFlow
+    log_prior: Tensor  # buffers, declared for type checkers
+    shift: Tensor
+    scale: Tensor
+    linear: Tensor | None
 
     def __init__(
         self,
@@ -169,7 +176,8 @@ class GINModel(nn.Module):
 
     def class_log_density(self, w: Tensor, dims: Sequence[int] | Tensor | None = None) -> Tensor:
         """``log p(w_S | u)`` for every class: shape ``(N, n_classes)``; ``dims`` selects ``S``."""
-        mu, log_sigma = self.mu, self.log_sigma
+        mu: Tensor = self.mu
+        log_sigma: Tensor = self.log_sigma
         if dims is not None:
             dims = torch.as_tensor(dims, dtype=torch.long, device=w.device)
             w, mu, log_sigma = w[:, dims], mu[:, dims], log_sigma[:, dims]

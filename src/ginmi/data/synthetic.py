@@ -42,6 +42,7 @@ import torch
 from torch import nn
 
 from ginmi.architectures import build_flow
+from ginmi.flows import GLOWCoupling
 
 __all__ = [
     "PAPER_MEANS",
@@ -182,7 +183,7 @@ def generator_flow(dim: int, seed: int, kind: str = "mixing", mixing: float = DE
     )
     if (shift_factor, scale_factor) != (1.0, 1.0):
         for block in flow.blocks:
-            if hasattr(block, "subnet1"):
+            if isinstance(block, GLOWCoupling):
                 block.subnet1 = _ScaledOutput(block.subnet1, block.split2, scale_factor, shift_factor)
                 block.subnet2 = _ScaledOutput(block.subnet2, block.split1, scale_factor, shift_factor)
     return flow.eval().requires_grad_(False)
