@@ -183,7 +183,7 @@ def _needs_conversion(tp: Any) -> bool:
 
 
 def _type_name(tp: Any) -> str:
-    tp = _unwrap_optional(tp)
+    """A reader's name of a field type: ``list[float]``, ``{str: object}``, ``str or null``."""
     if _is_record(tp):
         return "object"
     if tp is Any:
@@ -212,7 +212,7 @@ def schema_rows(cls: type[Record], prefix: str = "") -> list[tuple[str, str, str
             continue
         path = prefix + f.name
         doc = f.metadata["doc"] + (" (optional)" if f.metadata["optional"] else "")
-        rows.append((path, _type_name(tp), doc))
+        rows.append((path, _type_name(tp if f.metadata["optional"] else hints[f.name]), doc))
         names = list(f.metadata["each"])
         while True:  # through {name: ...} and list layers to a record, if any
             origin, args = typing.get_origin(tp), typing.get_args(tp)
