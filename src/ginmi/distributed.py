@@ -27,11 +27,14 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.distributed as tdist
 from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from ginmi.model import GINModel
 
 __all__ = ["DistContext", "init_from_env", "is_main_process", "rank", "world_size", "shard",
            "wrap_objective", "broadcast_object", "cleanup"]
@@ -105,7 +108,7 @@ def cleanup() -> None:
 class _ShardLoss(nn.Module):
     """This process's part of the global-batch loss (times the world size, as DDP averages)."""
 
-    def __init__(self, model: nn.Module, world: int) -> None:
+    def __init__(self, model: GINModel, world: int) -> None:
         super().__init__()
         self.model = model
         self.world = world
@@ -115,7 +118,7 @@ class _ShardLoss(nn.Module):
         weight = self.world / n_global
         if model.stats == "trainable":
             if len(x) == 0:  # keep every parameter in the graph so DDP's reduction still runs
-                return sum(p.sum() for p in model.parameters() if p.requires_grad) * 0.0
+                return torch.stack([p.sum() for p in model.parameters() if p.requires_grad]).sum() * 0.0
             return model.loss(x, u) * (len(x) * weight)
         # batch statistics of the global batch (GINModel.loss, with all-reduced class sums)
         from torch.distributed.nn.functional import all_reduce
@@ -133,7 +136,7 @@ class _ShardLoss(nn.Module):
         return gaussian_nll(w, torch.log(std[u]), None, log_det).sum() * weight
 
 
-def wrap_objective(model: nn.Module, ctx: DistContext) -> Callable[[Tensor, Tensor], tuple[Tensor, float]]:
+def wrap_objective(model: GINModel, ctx: DistContext) -> Callable[[Tensor, Tensor], tuple[Tensor, float]]:
     """``objective(x_global, u_global) -> (local loss to backpropagate, global mean loss)`` under DDP."""
     from torch.nn.parallel import DistributedDataParallel
 

@@ -163,7 +163,7 @@ class AffineCoupling(nn.Module):
         x1, x2 = torch.split(x, [self.split1, self.split2], dim=dim)
         y1, ld1 = self._half(subnet2(x2), x1, dim)
         y2, ld2 = self._half(subnet1(y1), x2, dim)
-        return torch.cat((y1, y2), dim), None if self.volume_preserving else ld1 + ld2
+        return torch.cat((y1, y2), dim), None if ld1 is None or ld2 is None else ld1 + ld2
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         y, log_det = self._forward(x)
@@ -207,6 +207,9 @@ class Permutation(nn.Module):
     """
 
     step_backends: ClassVar[frozenset[str]] = frozenset({"stacked", "fused"})
+
+    perm: Tensor  # buffers, declared for type checkers
+    inv_perm: Tensor
 
     def __init__(self, channels: int, *, seed: int) -> None:
         super().__init__()
@@ -280,5 +283,5 @@ class SequentialFlow(nn.Module):
 
     def inverse(self, w: Tensor) -> Tensor:
         for block in reversed(self.blocks):
-            w = block.inverse(w)
+            w = block.inverse(w)  # type: ignore[operator]  # a ModuleList's items are typed as plain Modules
         return w

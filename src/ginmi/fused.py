@@ -39,7 +39,7 @@ import copy
 import math
 import threading
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -53,7 +53,7 @@ if TYPE_CHECKING:
 try:
     import numba
 except ImportError:  # pragma: no cover - exercised when numba is absent
-    numba = None
+    numba = None  # type: ignore[assignment]
 
 __all__ = ["supports", "unsupported_reason", "compiled", "FusedStepUnavailable", "FusedStepWarning",
            "FlatParameters", "FusedStep", "FlatAdam"]
@@ -207,12 +207,13 @@ class FusedStep:
         for coupling in blocks[::2]:
             for net in (coupling.subnet2, coupling.subnet1):  # half 0 scales x1 from x2, half 1 x2 from y1
                 for j in (0, 2, 4):
-                    out_features, in_features = net[j].weight.shape
-                    layers.append([offset(net[j].weight), out_features, in_features, offset(net[j].bias)])
+                    layer = cast(nn.Linear, cast(nn.Sequential, net)[j])  # checked by unsupported_reason
+                    out_features, in_features = layer.weight.shape
+                    layers.append([offset(layer.weight), out_features, in_features, offset(layer.bias)])
         self.layers = np.array(layers, dtype=np.int64).reshape(len(blocks) // 2, 2, 3, 4)
         self.splits = np.array([c.split1 for c in blocks[::2]], dtype=np.int64)
         self.clamps = np.array([c.clamp for c in blocks[::2]], dtype=np.float64)
-        self.perms = np.stack([p.perm.numpy() for p in blocks[1::2]]).astype(np.int64)
+        self.perms = np.stack([cast(Permutation, p).perm.numpy() for p in blocks[1::2]]).astype(np.int64)
         trainable = model.stats == "trainable"
         self.stats = (offset(model.mu), offset(model.log_sigma)) if trainable else (-1, -1)
         self.width = int(self.layers[..., 1].max())
@@ -268,7 +269,7 @@ class FlatAdam:
         if numba is None:  # pragma: no cover - exercised when numba is absent
             raise RuntimeError("FlatAdam needs numba")
         self.values, self.grads = values.detach(), grads
-        self.param_groups = [{"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay,
+        self.param_groups: list[dict[str, Any]] = [{"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay,
                               "amsgrad": False}]
         self.exp_avg, self.exp_avg_sq = torch.zeros_like(self.values), torch.zeros_like(self.values)
         self.steps = 0
@@ -281,8 +282,8 @@ class FlatAdam:
         A non-finite gradient leaves parameters and state untouched (the caller reports it).
         """
         group = self.param_groups[0]
-        norm = _adam(*self._arrays, self.steps + 1, group["lr"], group["betas"][0], group["betas"][1], group["eps"],
-                     group["weight_decay"], -1.0 if max_norm is None else max_norm)
+        norm = _adam(*self._arrays, self.steps + 1, group["lr"], group["betas"][0], group["betas"][1],  # type: ignore[call-arg]
+                     group["eps"], group["weight_decay"], -1.0 if max_norm is None else max_norm)
         if math.isfinite(norm):
             self.steps += 1
         return norm

@@ -44,7 +44,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -55,7 +55,7 @@ from ginmi import distributed as dist
 from ginmi._platform import usable_cores
 from ginmi.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from ginmi.config import option
-from ginmi.flows import Permutation, declared_backends
+from ginmi.flows import AffineCoupling, Permutation, declared_backends
 from ginmi.fused import FlatAdam, FlatParameters, FusedStep, FusedStepUnavailable, FusedStepWarning, unsupported_reason
 from ginmi.fused import supports as fused_supports
 from ginmi.model import GINModel, class_statistics, gaussian_nll
@@ -429,13 +429,13 @@ def _fused_step(model: GINModel, flat: FlatParameters | None, config: TrainConfi
     if flat is None or not config.fused or device.type != "cpu":
         return None
     try:
-        return FusedStep(model, flat.flat.data, flat.flat.grad)
+        return FusedStep(model, flat.flat.data, flat.grad)
     except FusedStepUnavailable as why:
         _autograd_fallback(model, str(why))
         return None
 
 
-def _adam(params: list[Tensor], config: TrainConfig) -> torch.optim.Adam:
+def _adam(params: Sequence[Tensor], config: TrainConfig) -> torch.optim.Adam:
     """Adam with the fused kernel where this torch build has it, else the multi-tensor one."""
     try:
         return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, fused=True)
@@ -564,8 +564,11 @@ def train(
         flat = FlatParameters(params) if ctx.world_size == 1 else None
         opt_params = [flat.flat] if flat is not None else params
         fused = _fused_step(model, flat, config, device)
-        optimizer = (FlatAdam(flat.flat, flat.flat.grad, lr=config.lr, weight_decay=config.weight_decay)
-                     if fused is not None else _adam(opt_params, config))
+        optimizer: FlatAdam | torch.optim.Adam
+        if fused is not None and flat is not None:
+            optimizer = FlatAdam(flat.flat, flat.grad, lr=config.lr, weight_decay=config.weight_decay)
+        else:
+            optimizer = _adam(opt_params, config)
         batch_size = config.batch_size_for(len(x))
         schedule = _LRSchedule(config, math.ceil(len(x) / batch_size))
         epochs = schedule.epochs
@@ -612,7 +615,7 @@ def train(
 
         bar = tqdm(range(start_epoch, epochs), desc="training", unit="epoch",
                    disable=not (progress and main), leave=False, initial=start_epoch, total=epochs)
-        grads = flat.flat.grad if flat is not None else None
+        grads = flat.grad if flat is not None else None
         last_save = time.perf_counter()
         autotune = torch.backends.cudnn.benchmark
         torch.backends.cudnn.benchmark = autotune or device.type == "cuda"  # fixed shapes: let cuDNN pick its kernels
@@ -635,11 +638,13 @@ def train(
                     if fused is not None:
                         value = fused(xb, ub)
                     elif objective is None:
+                        assert grads is not None  # one process: the parameters live in the flat buffer
                         loss = model.loss(xb, ub)
                         grads.zero_()
                         loss.backward()
                         value = loss.item()
                     else:
+                        assert isinstance(optimizer, torch.optim.Adam)  # several processes: torch's Adam
                         optimizer.zero_grad(set_to_none=True)
                         loss, value = objective(xb, ub)
                         loss.backward()
@@ -745,9 +750,9 @@ def train_many(
         torch.manual_seed(seeds[0])
         for m in models:
             m.to(device).train()
-        xs = torch.stack([torch.as_tensor(x) for x in xs]).to(device)
-        us = torch.stack([torch.as_tensor(u) for u in us]).to(device)
-        n = xs.shape[1]
+        x_all = torch.stack([torch.as_tensor(x) for x in xs]).to(device)
+        u_all = torch.stack([torch.as_tensor(u) for u in us]).to(device)
+        n = x_all.shape[1]
         params, buffers = stack_module_state(list(models))
         trainable = {k: v for k, v in params.items() if dict(models[0].named_parameters())[k].requires_grad}
         frozen = {k: v.detach() for k, v in params.items() if k not in trainable}
@@ -755,19 +760,20 @@ def train_many(
         leaves = [nn.Parameter(trainable[k].detach().clone()) for k in names]
         batched_loss = _stacked_objective(models[0])
         flat = FlatParameters(leaves, n_models)
-        grads = flat.flat.grad
+        grads = flat.grad
         stacked = dict(zip(names, leaves)) | frozen
         optimizer = _adam([flat.flat], config)
         batch_size = config.batch_size_for(n)
         schedule = _LRSchedule(config, math.ceil(n / batch_size))
         gens = [_generators(s, device) for s in seeds]
-        histories = [{"step_loss": [], "epoch_loss": [], "epoch_seconds": []} for _ in models]
+        histories: list[dict[str, list[float]]] = [{"step_loss": [], "epoch_loss": [], "epoch_seconds": []}
+                                                   for _ in models]
         bar = tqdm(range(schedule.epochs), desc=f"training {n_models} models", unit="epoch",
                    disable=not progress, leave=False)
         step = 0
         for epoch in bar:
             t0 = time.perf_counter()
-            epoch_data = [_epoch_data(xs[k], us[k], config, *gens[k]) for k in range(n_models)]
+            epoch_data = [_epoch_data(x_all[k], u_all[k], config, *gens[k]) for k in range(n_models)]
             xe = torch.stack([d[0] for d in epoch_data])
             ue = torch.stack([d[1] for d in epoch_data])
             skipped = [_skipped_batches(models[k], ue[k], batch_size) for k in range(n_models)]
@@ -808,11 +814,12 @@ def train_many(
                     raise _divergence(f"parameter of model {k}", schedule.epochs, step, config, None, None)
                 m.eval()
                 if m.stats == "batch":
-                    m.set_class_statistics(_batched_transform(m, xs[k]), us[k])
+                    m.set_class_statistics(_batched_transform(m, x_all[k]), u_all[k])
         return histories
 
 
-def _train_in_threads(models: Sequence[GINModel], xs: Sequence[Tensor], us: Sequence[Tensor], config: TrainConfig,
+def _train_in_threads(models: Sequence[GINModel], xs: Sequence[Tensor] | Tensor, us: Sequence[Tensor] | Tensor,
+                      config: TrainConfig,
                       seeds: Sequence[int], progress: bool,
                       checkpoint_dirs: Sequence[str | os.PathLike | None] | None = None,
                       callbacks: Sequence[dict[str, Any]] | None = None) -> list[dict[str, list[float]]]:
@@ -850,7 +857,7 @@ def _stacked_objective(model: GINModel) -> StackedLoss:
     from torch.func import functional_call
 
     base = copy.deepcopy(model).to("meta")
-    base.forward = base.loss  # functional_call calls forward: make it the loss
+    base.forward = base.loss  # type: ignore[method-assign,assignment]  # functional_call calls forward: the loss
 
     def loss(p: dict[str, Tensor], b: dict[str, Tensor], x: Tensor, u: Tensor) -> Tensor:
         return torch.stack([functional_call(base, ({k: v[i] for k, v in p.items()}, {k: v[i] for k, v in b.items()}),
@@ -878,9 +885,9 @@ def _stacked_loss(model: GINModel, p: dict[str, Tensor], b: dict[str, Tensor], x
     subnets batched over the models (``baddbmm`` over stacked weights); the loss is
     :func:`ginmi.model.gaussian_nll`.
     """
-    def mlp(prefix: str, net: nn.Sequential) -> Callable[[Tensor], Tensor]:
+    def mlp(prefix: str, net: nn.Module) -> Callable[[Tensor], Tensor]:
         def run(h: Tensor) -> Tensor:
-            for j, layer in enumerate(net):
+            for j, layer in enumerate(net.children()):
                 if type(layer) is nn.Linear:
                     h = torch.baddbmm(p[f"{prefix}{j}.bias"][:, None, :], h, p[f"{prefix}{j}.weight"].transpose(1, 2))
                 else:
@@ -898,7 +905,9 @@ def _stacked_loss(model: GINModel, p: dict[str, Tensor], b: dict[str, Tensor], x
         if type(block) is Permutation:
             h = torch.take_along_dim(h, b[pre + "perm"][:, None, :], dim=2)
             continue
-        h, ld = block.couple(h, mlp(pre + "subnet1.", block.subnet1), mlp(pre + "subnet2.", block.subnet2), dim=2)
+        coupling = cast(AffineCoupling, block)  # _stackable: every other block declares the stacked step
+        h, ld = coupling.couple(h, mlp(pre + "subnet1.", coupling.subnet1), mlp(pre + "subnet2.", coupling.subnet2),
+                                dim=2)
         if ld is not None:
             log_det = ld if log_det is None else log_det + ld
     if model.stats == "trainable":
