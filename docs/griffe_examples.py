@@ -18,7 +18,9 @@ def numpy_examples(text: str) -> str:
     """``text`` with a Google-style ``Example:`` block turned into a numpy ``Examples`` section."""
     lines = text.split("\n")
     try:
-        start = next(i for i, line in enumerate(lines) if line.strip() in ("Example:", "Examples:") and not line[0].isspace())
+        start = next(
+            i for i, line in enumerate(lines) if line.strip() in ("Example:", "Examples:") and not line[0].isspace()
+        )
     except StopIteration:
         return text
     body, end = [], start + 1

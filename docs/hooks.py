@@ -47,8 +47,14 @@ def cli_reference() -> str:
     out: list[str] = []
     for name, sub in cli_commands().items():
         formatter = sub._get_formatter()
-        out += [f"### `ginmi {name}`", "", _cell(sub.description or ""), "",
-                "| argument or option | what it does |", "|---|---|"]
+        out += [
+            f"### `ginmi {name}`",
+            "",
+            _cell(sub.description or ""),
+            "",
+            "| argument or option | what it does |",
+            "|---|---|",
+        ]
         for action in sub._actions:
             if action.help == argparse.SUPPRESS or "-h" in action.option_strings:
                 continue

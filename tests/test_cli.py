@@ -9,13 +9,25 @@ import numpy as np
 import pytest
 import torch
 
-from ginmi.app.cli import COMMANDS, build_parser, main, resolve_config
 import ginmi
-from ginmi.config import option_names, read_config_file
+from ginmi.app.cli import COMMANDS, build_parser, main, resolve_config
 from ginmi.app.logging_utils import read_metrics
+from ginmi.config import option_names, read_config_file
 
-TINY = ["--n-samples", "600", "--n-test", "100", "--no-report", "--epochs", "2", "--batch-size", "120",
-        "--warmup-steps", "3", "--no-progress"]
+TINY = [
+    "--n-samples",
+    "600",
+    "--n-test",
+    "100",
+    "--no-report",
+    "--epochs",
+    "2",
+    "--batch-size",
+    "120",
+    "--warmup-steps",
+    "3",
+    "--no-progress",
+]
 
 
 def _results(run):
@@ -158,10 +170,42 @@ def test_images_run_records_config_and_metrics(tmp_path, capsys):
     if not (FASHION_MNIST_SYSTEM_DIR / "train-images-idx3-ubyte.gz").is_file():
         pytest.skip("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
     run = tmp_path / "images"
-    args = ["images", "--dataset", "fashion-mnist", "--ood", "digits", "--max-train", "200", "--max-test", "100",
-            "--epochs", "1", "--batch-size", "50", "--conv-widths", "4", "8", "--n-conv-blocks", "1",
-            "--fc-width", "16", "--n-fc-blocks", "1", "--mi-samples", "200", "--n-figure-classes", "2",
-            "--k-grid", "1", "5", "--etas", "0", "--no-progress", "--out", str(run)]
+    args = [
+        "images",
+        "--dataset",
+        "fashion-mnist",
+        "--ood",
+        "digits",
+        "--max-train",
+        "200",
+        "--max-test",
+        "100",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "50",
+        "--conv-widths",
+        "4",
+        "8",
+        "--n-conv-blocks",
+        "1",
+        "--fc-width",
+        "16",
+        "--n-fc-blocks",
+        "1",
+        "--mi-samples",
+        "200",
+        "--n-figure-classes",
+        "2",
+        "--k-grid",
+        "1",
+        "5",
+        "--etas",
+        "0",
+        "--no-progress",
+        "--out",
+        str(run),
+    ]
     assert main(args) == 0
     stored = read_config_file(run / "config.toml", COMMANDS["images"].config)
     config = resolve_config("images", build_parser().parse_args(args))

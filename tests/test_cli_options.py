@@ -61,8 +61,11 @@ _FREE = {"config", "help", "version", "label_column", "ood"}
 
 
 def _positionals(command: str, files) -> list[str]:
-    return {"fit": [str(files / "train.csv")], "transform": [str(files / "model.pt"), str(files / "train.csv")],
-            "report": [str(files)]}.get(command, [])
+    return {
+        "fit": [str(files / "train.csv")],
+        "transform": [str(files / "model.pt"), str(files / "train.csv")],
+        "report": [str(files)],
+    }.get(command, [])
 
 
 def _cases(files):
@@ -70,8 +73,11 @@ def _cases(files):
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     for command, p in sub.choices.items():
         for action in p._actions:
-            if not action.option_strings or action.dest in _FREE or isinstance(
-                    action, (argparse.BooleanOptionalAction, argparse._HelpAction)):
+            if (
+                not action.option_strings
+                or action.dest in _FREE
+                or isinstance(action, (argparse.BooleanOptionalAction, argparse._HelpAction))
+            ):
                 continue
             for value in _bad_values(action, files):
                 yield command, action.option_strings[0], action.dest, value
@@ -79,6 +85,7 @@ def _cases(files):
 
 def test_every_option_of_every_command_is_checked_before_any_work(files, tmp_path, capsys, monkeypatch):
     """Issue 15.5: bad values failed after training, silently, or with a raw traceback."""
+
     def no_training(*args, **kwargs):
         raise AssertionError("training started although an option was bad")
 
@@ -100,8 +107,12 @@ def test_every_option_of_every_command_is_checked_before_any_work(files, tmp_pat
         err = capsys.readouterr().err.strip()
         lines = err.splitlines()
         flagged = dest.replace("_", " ") in err.replace("_", " ").replace("-", " ") or value in err
-        if code != 2 or "Traceback" in err or not lines or not (
-                lines[-1].startswith(("ginmi: error:", "ginmi " + command + ": error:")) and flagged):
+        if (
+            code != 2
+            or "Traceback" in err
+            or not lines
+            or not (lines[-1].startswith(("ginmi: error:", "ginmi " + command + ": error:")) and flagged)
+        ):
             failures.append(f"{command} {flag} {value}: exit {code}: {err[-300:]}")
         for written in (out, tmp_path / "w.npz"):
             if written.exists():
@@ -180,8 +191,17 @@ def test_refused_resume_keeps_the_run_config(files, tmp_path, capsys):
 
 def test_ctrl_c_saves_a_checkpoint_and_resume_finishes_the_same_run(files, tmp_path, capsys, monkeypatch):
     """Issue 15.6: Ctrl-C printed a traceback, saved nothing and said nothing about --resume."""
-    base = ["fit", str(files / "train.npz"), *FAST, "--epochs", "5", "--batch-size", "30",
-            "--checkpoint-seconds", "1000"]
+    base = [
+        "fit",
+        str(files / "train.npz"),
+        *FAST,
+        "--epochs",
+        "5",
+        "--batch-size",
+        "30",
+        "--checkpoint-seconds",
+        "1000",
+    ]
     assert main([*base, "--out", str(tmp_path / "whole")]) == 0
     original = MetricsLogger.on_step
 
@@ -243,18 +263,24 @@ def test_transform_and_evaluation_files_match_columns_by_name(files, tmp_path, c
     with np.load(tmp_path / "a.npz") as a, np.load(tmp_path / "b.npz") as b:
         np.testing.assert_array_equal(a["w"], b["w"])
     # fit's --test-data is matched the same way
-    assert main(["fit", str(train), "--epochs", "1", *FAST, "--test-data", str(shuffled),
-                 "--out", str(tmp_path / "run2")]) == 0
+    assert (
+        main(["fit", str(train), "--epochs", "1", *FAST, "--test-data", str(shuffled), "--out", str(tmp_path / "run2")])
+        == 0
+    )
     capsys.readouterr()
     renamed = tmp_path / "renamed.csv"
     renamed.write_text(shuffled.read_text().replace("c,a,label,d,b", "c,a,label,d,e", 1))
     duplicate = tmp_path / "duplicate.csv"
     duplicate.write_text(train.read_text().replace("a,b,label,c,d", "a,b,label,c,a", 1))
     unnamed = tmp_path / "unnamed.csv"
-    unnamed.write_text("\n".join("," + line if i else "," + line for i, line in
-                                 enumerate(train.read_text().splitlines())) + "\n")
-    for data, message in ((renamed, "lacks column(s) ['b'] and has column(s) ['e']"),
-                          (duplicate, "column(s) ['a'] more than once"), (unnamed, "have no name")):
+    unnamed.write_text(
+        "\n".join("," + line if i else "," + line for i, line in enumerate(train.read_text().splitlines())) + "\n"
+    )
+    for data, message in (
+        (renamed, "lacks column(s) ['b'] and has column(s) ['e']"),
+        (duplicate, "column(s) ['a'] more than once"),
+        (unnamed, "have no name"),
+    ):
         assert main(["transform", str(run / "model.pt"), str(data), "--out", str(tmp_path / "c.npz")]) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith("ginmi: error:") and message in err, err

@@ -39,10 +39,24 @@ from ginmi.training import TrainConfig, train
 ARCHS = {
     "gin-vector": {"name": "vector", "dim": 5, "width": 6, "n_blocks": 2, "coupling": "gin"},
     "glow-vector": {"name": "vector", "dim": 5, "width": 6, "n_blocks": 2, "coupling": "glow"},
-    "gin-image": {"name": "image", "input_shape": (1, 4, 4), "conv_widths": (3,), "n_conv_blocks": 1,
-                  "fc_width": 6, "n_fc_blocks": 1, "coupling": "gin"},
-    "glow-image": {"name": "image", "input_shape": (1, 4, 4), "conv_widths": (3,), "n_conv_blocks": 1,
-                   "fc_width": 6, "n_fc_blocks": 1, "coupling": "glow"},
+    "gin-image": {
+        "name": "image",
+        "input_shape": (1, 4, 4),
+        "conv_widths": (3,),
+        "n_conv_blocks": 1,
+        "fc_width": 6,
+        "n_fc_blocks": 1,
+        "coupling": "gin",
+    },
+    "glow-image": {
+        "name": "image",
+        "input_shape": (1, 4, 4),
+        "conv_widths": (3,),
+        "n_conv_blocks": 1,
+        "fc_width": 6,
+        "n_fc_blocks": 1,
+        "coupling": "glow",
+    },
 }
 BACKENDS = ("fused", "stacked", "distributed")
 FUSED = {"gin-vector"}  # the architectures the fused step trains; the others must be refused, not mistrained
@@ -56,8 +70,10 @@ def _model(arch: str, stats: str, seed: int = 0) -> GINModel:
     with torch.no_grad():
         for p in model.parameters():
             p.add_(torch.randn(p.shape, generator=g, dtype=p.dtype), alpha=0.3)
-        model.set_standardization(torch.randn(model.input_shape, generator=g, dtype=torch.float64),
-                                  torch.rand(model.input_shape, generator=g, dtype=torch.float64) + 0.5)
+        model.set_standardization(
+            torch.randn(model.input_shape, generator=g, dtype=torch.float64),
+            torch.rand(model.input_shape, generator=g, dtype=torch.float64) + 0.5,
+        )
     return model
 
 
@@ -117,8 +133,9 @@ def test_every_backend_computes_the_loss_and_gradient_of_autograd(arch, backend,
         data = [_data(m, seed) for seed, m in enumerate(models)]
         params, buffers = stack_module_state(models)
         names = [n for n, p in models[0].named_parameters() if p.requires_grad]
-        loss = training._stacked_objective(models[0])(params, buffers, torch.stack([d[0] for d in data]),
-                                                      torch.stack([d[1] for d in data]))
+        loss = training._stacked_objective(models[0])(
+            params, buffers, torch.stack([d[0] for d in data]), torch.stack([d[1] for d in data])
+        )
         grads = torch.autograd.grad(loss.sum(), [params[n] for n in names])
         assert training._stackable(models[0]) == arch.endswith("vector")  # else the generic vmap path
         for k, (m, (x, u)) in enumerate(zip(models, data)):
@@ -145,8 +162,9 @@ def test_only_gin_couplings_and_permutations_declare_the_fused_step():
 
 
 @pytest.mark.parametrize("centre", [True, False], ids=["gin", "glow"])
-@pytest.mark.parametrize("shape,dim", [((3, 4), 1), ((2, 3, 2, 2), 1), ((2, 3, 4), 2)],
-                         ids=["vector", "image", "stacked"])
+@pytest.mark.parametrize(
+    "shape,dim", [((3, 4), 1), ((2, 3, 2, 2), 1), ((2, 3, 4), 2)], ids=["vector", "image", "stacked"]
+)
 def test_hand_written_affine_backward_passes_gradcheck(shape, dim, centre):
     g = torch.Generator().manual_seed(0)
     x = torch.randn(shape, generator=g, dtype=torch.float64, requires_grad=True)
@@ -181,8 +199,10 @@ def test_couplings_pass_gradcheck_in_inputs_and_parameters(name):
 
 FLOWS = {
     **{f"{name}-coupling": value for name, value in COUPLINGS.items()},
-    **{f"{name}-net": (lambda name=name: _model(name, "trainable").flow, (1, 4, 4) if "image" in name else (5,))
-       for name in ARCHS},
+    **{
+        f"{name}-net": (lambda name=name: _model(name, "trainable").flow, (1, 4, 4) if "image" in name else (5,))
+        for name in ARCHS
+    },
 }
 
 
@@ -264,8 +284,9 @@ def test_a_model_the_fused_step_cannot_train_trains_with_autograd_and_says_so_on
     with warnings.catch_warnings():
         warnings.simplefilter("error", FusedStepWarning)  # said once
         again = train(_vector_model(tweak), x, u, config, progress=False)["step_loss"]
-        reference = train(_vector_model(tweak), x, u, TrainConfig(epochs=1, batch_size=40, device="cpu",
-                                                                  fused=False), progress=False)["step_loss"]
+        reference = train(
+            _vector_model(tweak), x, u, TrainConfig(epochs=1, batch_size=40, device="cpu", fused=False), progress=False
+        )["step_loss"]
     assert fused_run == again == reference
 
 
@@ -293,6 +314,7 @@ def test_the_fused_step_checks_itself_against_autograd_once_per_architecture(mon
         flat = FlatParameters(_trainable(model))
         FusedStep(model, flat.flat.data, flat.flat.grad)
     assert calls == [12]
-    reference = train(_vector_model(), x, u, TrainConfig(epochs=1, batch_size=40, device="cpu", fused=False),
-                      progress=False)["step_loss"]
+    reference = train(
+        _vector_model(), x, u, TrainConfig(epochs=1, batch_size=40, device="cpu", fused=False), progress=False
+    )["step_loss"]
     assert history == reference

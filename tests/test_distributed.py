@@ -55,9 +55,23 @@ def _free_port() -> int:
 
 @pytest.mark.slow
 def test_two_processes_equal_one_process(tmp_path):
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
-           "--master-port", str(_free_port()), "--no-python", sys.executable, "-c", _WORKER,
-           str(tmp_path), str(__import__("pathlib").Path(__file__).parent)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "--master-addr",
+        "127.0.0.1",
+        "--master-port",
+        str(_free_port()),
+        "--no-python",
+        sys.executable,
+        "-c",
+        _WORKER,
+        str(tmp_path),
+        str(__import__("pathlib").Path(__file__).parent),
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     ddp = torch.load(tmp_path / "ddp.pt", weights_only=True)
@@ -67,8 +81,9 @@ def test_two_processes_equal_one_process(tmp_path):
         single = model(stats)
         history = train(single, x, u, CONFIG, progress=False)
         # the global-batch losses of every step agree
-        torch.testing.assert_close(torch.tensor(ddp[stats + "_loss"]), torch.tensor(history["step_loss"]),
-                                   rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(
+            torch.tensor(ddp[stats + "_loss"]), torch.tensor(history["step_loss"]), rtol=1e-4, atol=1e-5
+        )
         if stats == "trainable":
             for name, ref in single.state_dict().items():
                 torch.testing.assert_close(ddp[stats][name], ref, rtol=1e-4, atol=1e-5, msg=f"{stats} {name}")

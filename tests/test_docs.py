@@ -71,8 +71,25 @@ def user_files(tmp_path_factory):
     table(root / "mine.csv", 150, True)
     table(root / "test.csv", 60, True)
     table(root / "outliers.csv", 30, False)
-    assert main(["fit", str(root / "mine.csv"), "--epochs", "1", "--n-blocks", "2", "--no-progress",
-                 "--no-report", "--n-permutations", "10", "--out", str(root / "runs" / "mine")]) == 0
+    assert (
+        main(
+            [
+                "fit",
+                str(root / "mine.csv"),
+                "--epochs",
+                "1",
+                "--n-blocks",
+                "2",
+                "--no-progress",
+                "--no-report",
+                "--n-permutations",
+                "10",
+                "--out",
+                str(root / "runs" / "mine"),
+            ]
+        )
+        == 0
+    )
     arch = ImageModelConfig(conv_widths=(4, 4), n_conv_blocks=1, fc_width=16, n_fc_blocks=1).arch((1, 28, 28), 0)
     (root / "runs" / "emnist").mkdir(parents=True)
     GINModel(arch, n_classes=10).save(root / "runs" / "emnist" / "model.pt")
@@ -94,8 +111,9 @@ def test_snippet_runs_as_written(name, user_files, monkeypatch):
     if "cross_val_score(pipe" in code:  # the same code on fewer epochs (the test's time)
         code = code.replace("GINTransformer()", "GINTransformer(epochs=5, n_blocks=2)")
     if "make_synthetic(10_000" in code:
-        code = code.replace("make_synthetic(10_000", "make_synthetic(1_000").replace("TrainConfig()",
-                                                                                    "TrainConfig(epochs=2)")
+        code = code.replace("make_synthetic(10_000", "make_synthetic(1_000").replace(
+            "TrainConfig()", "TrainConfig(epochs=2)"
+        )
     exec(compile(code, name, "exec"), {"__name__": "snippet"})
 
 
@@ -122,7 +140,8 @@ def test_snippets_import_from_the_flat_api(name):
             allowed = NOT_YET_FLAT.get(module, set())
             assert names and set(names) <= allowed, (
                 f"{name} imports {names or module} from {module}: import it from `ginmi` "
-                "(add the name to the flat API in ginmi/__init__.py if it is missing)")
+                "(add the name to the flat API in ginmi/__init__.py if it is missing)"
+            )
 
 
 def test_not_yet_flat_names_are_really_missing():
@@ -155,7 +174,12 @@ def test_every_page_is_in_the_nav_and_every_marker_expands():
 def test_the_site_builds_with_warnings_as_errors(tmp_path):
     if shutil.which("mkdocs") is None or importlib.util.find_spec("mkdocstrings") is None:
         pytest.skip('MkDocs is not installed (pip install -e ".[docs]"); .ci/run builds the site')
-    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert (tmp_path / "site" / "python-api" / "index.html").is_file()

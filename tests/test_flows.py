@@ -13,8 +13,9 @@ from ginmi.flows import Flatten, GINCoupling, GLOWCoupling, Permutation, Sequent
 
 
 def _conv_subnet(c_in: int, c_out: int) -> torch.nn.Module:
-    return torch.nn.Sequential(torch.nn.Conv2d(c_in, 4, 3, padding=1), torch.nn.ReLU(),
-                               torch.nn.Conv2d(4, c_out, 3, padding=1))
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(c_in, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(4, c_out, 3, padding=1)
+    )
 
 
 def _random_mlp(c_in: int, c_out: int) -> torch.nn.Module:

@@ -16,14 +16,18 @@ pytest.importorskip("numba")
 
 
 def _perturbed_model(dim: int, width: int, stats: str, dtype: torch.dtype = torch.float64) -> GINModel:
-    model = GINModel({"name": "vector", "dim": dim, "width": width, "n_blocks": 3, "init_identity": False,
-                      "seed": 1}, n_classes=3, stats=stats).to(dtype)
+    model = GINModel(
+        {"name": "vector", "dim": dim, "width": width, "n_blocks": 3, "init_identity": False, "seed": 1},
+        n_classes=3,
+        stats=stats,
+    ).to(dtype)
     g = torch.Generator().manual_seed(dim)
     with torch.no_grad():
         for p in model.parameters():
             p.add_(0.3 * torch.randn(p.shape, generator=g, dtype=dtype))
-        model.set_standardization(torch.randn(dim, generator=g, dtype=dtype),
-                                  torch.rand(dim, generator=g, dtype=dtype) + 0.5)
+        model.set_standardization(
+            torch.randn(dim, generator=g, dtype=dtype), torch.rand(dim, generator=g, dtype=dtype) + 0.5
+        )
     return model
 
 
@@ -55,8 +59,19 @@ def test_a_class_missing_from_the_batch_is_ignored_with_batch_statistics():
 def test_supports_only_cpu_vector_gin_flows():
     assert supports(GINModel({"name": "vector", "dim": 4, "width": 8}, 2))
     assert not supports(GINModel({"name": "vector", "dim": 4, "width": 8, "coupling": "glow"}, 2))
-    assert not supports(GINModel({"name": "image", "input_shape": (1, 4, 4), "conv_widths": (4,), "n_conv_blocks": 1,
-                                  "fc_width": 8, "n_fc_blocks": 1}, 2))
+    assert not supports(
+        GINModel(
+            {
+                "name": "image",
+                "input_shape": (1, 4, 4),
+                "conv_widths": (4,),
+                "n_conv_blocks": 1,
+                "fc_width": 8,
+                "n_fc_blocks": 1,
+            },
+            2,
+        )
+    )
     assert not supports(GINModel({"name": "vector", "dim": 4, "width": 8}, 2).half())
     model = GINModel({"name": "vector", "dim": 4, "width": 8}, 2)
     with pytest.raises(ValueError, match="contiguous view"):
@@ -88,7 +103,7 @@ def test_flat_adam_follows_torch_adam_and_shares_its_state_format(weight_decay, 
     adam = FlatAdam(ours, grads, lr=0.1, weight_decay=weight_decay)
     reference = torch.optim.Adam([theirs], lr=0.1, weight_decay=weight_decay)
     for step in range(6):
-        lr = 0.1 * 0.5 ** step  # the trainer sets the scheduled rate before every step
+        lr = 0.1 * 0.5**step  # the trainer sets the scheduled rate before every step
         adam.param_groups[0]["lr"] = reference.param_groups[0]["lr"] = lr
         grads.copy_(torch.randn(50, generator=g, dtype=torch.float64) * 3)
         theirs.grad = grads.clone()

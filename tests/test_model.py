@@ -91,8 +91,9 @@ def test_standardization_is_part_of_the_model_and_inverse(tmp_path):
 @pytest.mark.parametrize("linear_stage", [False, True])
 def test_save_and_load_round_trip(tmp_path, linear_stage):
     x, u = _toy()
-    model = GINModel({"name": "vector", "dim": 4, "width": 8, "seed": 1}, 3, classes=["a", "b", "c"],
-                     linear_stage=linear_stage)
+    model = GINModel(
+        {"name": "vector", "dim": 4, "width": 8, "seed": 1}, 3, classes=["a", "b", "c"], linear_stage=linear_stage
+    )
     fit_standardization(model, x)
     if linear_stage:
         model.set_linear_stage(torch.tensor([[2.0, 1, 0, 0], [0, 1, 0, 0], [0, 0, 1, 3], [0, 0, 0, 1]]))
@@ -143,8 +144,14 @@ def test_vector_training_runs_single_threaded_and_restores_threads():
     before = torch.get_num_threads()
     seen = []
     x, u = _toy(200)
-    train(_model(), x, u, TrainConfig(epochs=1, batch_size=100), progress=False,
-          on_epoch=lambda e, loss: seen.append(torch.get_num_threads()))
+    train(
+        _model(),
+        x,
+        u,
+        TrainConfig(epochs=1, batch_size=100),
+        progress=False,
+        on_epoch=lambda e, loss: seen.append(torch.get_num_threads()),
+    )
     assert seen == [1] and torch.get_num_threads() == before
     with cpu_threads(TrainConfig(threads=2), _model()):
         assert torch.get_num_threads() == 2

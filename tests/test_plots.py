@@ -25,7 +25,7 @@ def test_all_projections_paints_each_pair_in_label_colours():
     assert is_colour[1][:, -3:].any() and not is_colour[1][:, :-10].any()
     # every panel holds points of both labels
     for n in range(6):
-        panel = canvas[14:64, n * 54:n * 54 + 50]
+        panel = canvas[14:64, n * 54 : n * 54 + 50]
         assert all(np.all(np.isclose(panel, c), axis=-1).sum() > 50 for c in colours)
 
 
@@ -63,9 +63,11 @@ def _scatter_axes(fig):
 def test_scatter_panels_have_axis_labels_and_a_class_legend():
     rng = np.random.default_rng(0)
     w, u = rng.normal(size=(200, 5)), np.repeat([0, 1, 2, 3], 50)
-    figs = [plots.projections(w, u, [(0, 1), (2, 3)], "latent", axis_label="latent dim"),
-            plots.criteria_figure(w, u, rng.random(5), rng.random(5)),
-            plots.ood_latent_figure(w, u, 3 * rng.normal(size=(100, 5)), (0, 1))]
+    figs = [
+        plots.projections(w, u, [(0, 1), (2, 3)], "latent", axis_label="latent dim"),
+        plots.criteria_figure(w, u, rng.random(5), rng.random(5)),
+        plots.ood_latent_figure(w, u, 3 * rng.normal(size=(100, 5)), (0, 1)),
+    ]
     for fig in figs:
         panels = _scatter_axes(fig)
         assert panels
@@ -96,10 +98,15 @@ def test_outliers_have_a_colour_no_class_has():
 def test_figure_titles_do_not_overlap_panel_titles():
     rng = np.random.default_rng(0)
     w, u = rng.normal(size=(300, 4)), np.repeat([0, 1, 2], 100)
-    figs = [plots.projections(w, u, [(0, 1), (2, 3)], "latent (z, eps) (Fig. 1)"),
-            plots.curves_vs_k({"main": {"mi": rng.random((2, 4))}, "low-noise": {"mi": rng.random((2, 4))}},
-                              "test accuracy", title="Bayes classification with the top-k dims (Fig. 4)"),
-            plots.all_projections(w, u, "all 2-D projections of the learned w (Fig. 14)", panel=40)]
+    figs = [
+        plots.projections(w, u, [(0, 1), (2, 3)], "latent (z, eps) (Fig. 1)"),
+        plots.curves_vs_k(
+            {"main": {"mi": rng.random((2, 4))}, "low-noise": {"mi": rng.random((2, 4))}},
+            "test accuracy",
+            title="Bayes classification with the top-k dims (Fig. 4)",
+        ),
+        plots.all_projections(w, u, "all 2-D projections of the learned w (Fig. 14)", panel=40),
+    ]
     for fig in figs:
         fig.canvas.draw()
         renderer = fig.canvas.get_renderer()

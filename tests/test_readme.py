@@ -32,6 +32,8 @@ def test_python_snippets_import_only_from_ginmi():
 def test_links_to_the_docs_pages_resolve():
     links = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", README)
     local = [link for link in links if not re.match(r"https?:", link)]
-    assert {"docs/cli.md", "docs/python-api.md", "docs/reproducing-the-paper.md", "docs/results-schema.md"} <= set(local)
+    assert {"docs/cli.md", "docs/python-api.md", "docs/reproducing-the-paper.md", "docs/results-schema.md"} <= set(
+        local
+    )
     for link in local:
         assert (ROOT / link).is_file(), f"README links to {link}, which does not exist"

@@ -37,9 +37,17 @@ def _browser():
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     profile = tempfile.mkdtemp(prefix="ginmi-chromium-")
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--no-first-run", f"--user-data-dir={profile}"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={profile}",
+    ):
         options.add_argument(flag)
     return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options), profile
 
@@ -56,8 +64,16 @@ def test_report_renders_in_headless_chromium(run):
         for img in images:
             decoded = driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth;", img)
             assert decoded and decoded > 0, f"figure {img.get_attribute('alt')} did not decode"
-        for table_id in ("claims", "summary", "accuracy_vs_k", "auroc_vs_k", "criteria", "config", "timing",
-                         "environment"):
+        for table_id in (
+            "claims",
+            "summary",
+            "accuracy_vs_k",
+            "auroc_vs_k",
+            "criteria",
+            "config",
+            "timing",
+            "environment",
+        ):
             assert driver.find_elements("css selector", f"table#{table_id}"), f"table {table_id} missing"
         claim_rows = driver.find_elements("css selector", "table#claims tbody tr")
         assert len(claim_rows) == len(reported_results()["synthetic"]["claims"])
@@ -65,17 +81,25 @@ def test_report_renders_in_headless_chromium(run):
         expected = evaluate_claims(json.loads((run / "results.json").read_text()))
         header = [th.text for th in driver.find_elements("css selector", "table#claims thead th")]
         column = header.index("verdict")
-        colours = {HOLDS: "rgb(227, 245, 225)", DOES_NOT_HOLD: "rgb(251, 227, 227)", NOT_EVALUATED: "rgb(244, 244, 244)"}
+        colours = {
+            HOLDS: "rgb(227, 245, 225)",
+            DOES_NOT_HOLD: "rgb(251, 227, 227)",
+            NOT_EVALUATED: "rgb(244, 244, 244)",
+        }
         for row, claim in zip(claim_rows, expected):
             cells = row.find_elements("tag name", "td")
             assert cells[column].text == claim["verdict"] in colours, (cells[column].text, claim["claim"])
             assert cells[0].text == claim["claim"]
-            assert row.value_of_css_property("background-color").replace("rgba", "rgb").startswith(
-                colours[claim["verdict"]][:-1]), claim["claim"]
+            assert (
+                row.value_of_css_property("background-color")
+                .replace("rgba", "rgb")
+                .startswith(colours[claim["verdict"]][:-1])
+            ), claim["claim"]
         counts = {v: sum(c["verdict"] == v for c in expected) for v in colours}
         text = driver.find_element("tag name", "body").text
-        assert (f"{counts[HOLDS]} hold, {counts[DOES_NOT_HOLD]} do not hold, {counts[NOT_EVALUATED]} not evaluated"
-                in text)
+        assert (
+            f"{counts[HOLDS]} hold, {counts[DOES_NOT_HOLD]} do not hold, {counts[NOT_EVALUATED]} not evaluated" in text
+        )
         assert "Bayes bound" in text
     finally:
         driver.quit()
@@ -111,8 +135,10 @@ def test_generic_report_for_other_commands(tmp_path):
     results = {
         "command": "images",
         "config": {"epochs": 1, "dataset": "digits"},
-        "criteria": {"mi": {"order": [3, 1, 2], "selected": [3], "reason": "top-k"},
-                     "var": {"order": [1, 2, 3], "selected": [1], "reason": "top-k"}},
+        "criteria": {
+            "mi": {"order": [3, 1, 2], "selected": [3], "reason": "top-k"},
+            "var": {"order": [1, 2, 3], "selected": [1], "reason": "top-k"},
+        },
         "accuracy_vs_k": {"ks": [1, 5, 30], "mi": [0.5, 0.9, 0.94], "var": [0.2, 0.4, 0.6]},
         "best_accuracy": {"mi": 0.93},
         "paper": {"best_accuracy": {"mi": 0.9415, "var": 0.875}},
@@ -132,7 +158,7 @@ def test_generic_report_for_other_commands(tmp_path):
     (tmp_path / "results.json").write_text(json.dumps(results))
     html = write_report(tmp_path).read_text()
     assert 'id="paper"' in html and "0.9415" in html and "0.93" in html
-    assert 'id="accuracy_vs_k"' in html and "<td class=\"num\">30</td>" in html
+    assert 'id="accuracy_vs_k"' in html and '<td class="num">30</td>' in html
     assert "MI beats VAR" in html and html.count("data:image/png;base64,") == 1
 
 
@@ -154,25 +180,35 @@ def _trial(seed: int, mi_ok: bool = True, var_ok: bool = False, noise: float = 1
     trial["auroc_vs_k"].update(mi=[0.95] + [1.0] * (d - 1), var=[0.5, 0.6] + [0.9] * (d - 2))
     trial["mcc"] = {"all": 0.97, "informative": 0.99}
     trial["correlation"] = np.eye(d).tolist()
-    trial["std_preservation"].update(ratio=ratio, log10_ratio_range=float(np.log10(0.6 / 0.5)),
-                                     log10_true_std_range=float(np.log10(3.5 / noise)) if low else 0.54)
+    trial["std_preservation"].update(
+        ratio=ratio,
+        log10_ratio_range=float(np.log10(0.6 / 0.5)),
+        log10_true_std_range=float(np.log10(3.5 / noise)) if low else 0.54,
+    )
     trial["training"]["final_loss"] = 1.0
     trial["timing"]["train_seconds"] = 1.0
     return trial
 
 
 def _results(variants: dict) -> dict:
-    return {"command": "synthetic", "true_informative": [0, 1],
-            "variants": {name: {"noise_std": noise, "stats": stats, "trials": trials, "aggregate": {}}
-                         for name, (noise, stats, trials) in variants.items()}}
+    return {
+        "command": "synthetic",
+        "true_informative": [0, 1],
+        "variants": {
+            name: {"noise_std": noise, "stats": stats, "trials": trials, "aggregate": {}}
+            for name, (noise, stats, trials) in variants.items()
+        },
+    }
 
 
 def test_claim_rules_on_hand_made_results():
-    good = _results({
-        "main": (1.0, "trainable", [_trial(0), _trial(1)]),
-        "low-noise": (1e-2, "trainable", [_trial(0, var_ok=True, noise=1e-2), _trial(1, var_ok=True, noise=1e-2)]),
-        "batch-stats": (1.0, "batch", [_trial(0), _trial(1)]),
-    })
+    good = _results(
+        {
+            "main": (1.0, "trainable", [_trial(0), _trial(1)]),
+            "low-noise": (1e-2, "trainable", [_trial(0, var_ok=True, noise=1e-2), _trial(1, var_ok=True, noise=1e-2)]),
+            "batch-stats": (1.0, "batch", [_trial(0), _trial(1)]),
+        }
+    )
     claims = evaluate_claims(good)
     assert [c["verdict"] for c in claims] == [HOLDS] * 7
     assert all(c["rule"] and c["measured"] for c in claims)
@@ -211,8 +247,21 @@ def test_fit_runs_get_the_downstream_tasks_and_a_report(tmp_path, capsys):
     np.savez(tmp_path / "test.npz", x=data.x[500:], u=data.u[500:])
     np.savez(tmp_path / "ood.npz", x=sample_ood(data, 200, seed=1)[0])
     run = tmp_path / "run"
-    args = ["fit", str(tmp_path / "train.npz"), "--test-data", str(tmp_path / "test.npz"), "--ood-data",
-            str(tmp_path / "ood.npz"), "--epochs", "2", "--batch-size", "100", "--no-progress", "--out", str(run)]
+    args = [
+        "fit",
+        str(tmp_path / "train.npz"),
+        "--test-data",
+        str(tmp_path / "test.npz"),
+        "--ood-data",
+        str(tmp_path / "ood.npz"),
+        "--epochs",
+        "2",
+        "--batch-size",
+        "100",
+        "--no-progress",
+        "--out",
+        str(run),
+    ]
     assert main(args) == 0
     results = json.loads((run / "results.json").read_text())
     assert len(results["accuracy_vs_k"]["mi"]) == len(results["auroc_vs_k"]["var"]) == 10
@@ -233,8 +282,8 @@ def test_fit_report_says_what_it_shows(tmp_path, capsys, monkeypatch):
     """Without --test-data the accuracy is training accuracy, and the report says so; no caption of the
     synthetic study; the feature correlation is labelled by the input features; stage lines on stderr."""
     from ginmi.app import plots
-    from ginmi.data.synthetic import make_synthetic
     from ginmi.app.user import write_figures
+    from ginmi.data.synthetic import make_synthetic
 
     data = make_synthetic(400, seed=3)
     np.savez(tmp_path / "train.npz", x=data.x, u=data.u)
@@ -251,7 +300,9 @@ def test_fit_report_says_what_it_shows(tmp_path, capsys, monkeypatch):
     assert "input features x (rows)" in html
     # the figure itself: rows named by the input features, axis not called true latents
     queued = {}
-    monkeypatch.setattr(plots.FigureFolder, "render", lambda self: queued.update({n: (m, a, k) for n, m, a, k in self._queue}))
+    monkeypatch.setattr(
+        plots.FigureFolder, "render", lambda self: queued.update({n: (m, a, k) for n, m, a, k in self._queue})
+    )
     write_figures(run, results)
     make, args, kwargs = queued["feature_correlation.png"]
     fig = make(*args, **kwargs)
@@ -272,10 +323,14 @@ def test_images_report_names_its_data_beside_the_papers(tmp_path):
     results = {
         "command": "images",
         "data": {"dataset": "fashion-mnist", "ood": "digits", "classes": list(range(10))},
-        "criteria": {"mi": {"order": [3, 1], "selected": [3], "reason": "top-k"},
-                     "var": {"order": [1, 3], "selected": [1], "reason": "top-k"}},
+        "criteria": {
+            "mi": {"order": [3, 1], "selected": [3], "reason": "top-k"},
+            "var": {"order": [1, 3], "selected": [1], "reason": "top-k"},
+        },
         "accuracy_vs_k": {"ks": [1, 2], "mi": [0.5, 0.8], "var": [0.3, 0.7]},
-        "best_k": {"mi": 2, "var": 2}, "best_accuracy": {"mi": 0.8, "var": 0.7}, "auroc": {"mi": 0.7, "var": 0.6},
+        "best_k": {"mi": 2, "var": 2},
+        "best_accuracy": {"mi": 0.8, "var": 0.7},
+        "auroc": {"mi": 0.7, "var": 0.6},
         "fgsm": {"mi": {"0.001": {"pass_rate": 0.9}}},
         "paper": paper,
         "timing": {"train_seconds": 3.5},

@@ -4,8 +4,9 @@ writes back byte for byte; the schema they define documents every key of real ru
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -38,20 +39,68 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Path]]:
     np.savez(root / "plain.npz", x=data.x[:500], u=data.u[:500])
     np.savez(root / "test.npz", x=data.x[500:], u=data.u[500:])
     np.savez(root / "ood.npz", x=sample_ood(data, 200, seed=1)[0])
-    assert main(["fit", str(root / "full.npz"), "--test-data", str(root / "test.npz"), "--ood-data",
-                 str(root / "ood.npz"), "--bootstrap", "3", *FIT, "--out", str(root / "fit-full")]) == 0
+    assert (
+        main(
+            [
+                "fit",
+                str(root / "full.npz"),
+                "--test-data",
+                str(root / "test.npz"),
+                "--ood-data",
+                str(root / "ood.npz"),
+                "--bootstrap",
+                "3",
+                *FIT,
+                "--out",
+                str(root / "fit-full"),
+            ]
+        )
+        == 0
+    )
     assert main(["fit", str(root / "plain.npz"), *FIT, "--out", str(root / "fit-plain")]) == 0
     rng = np.random.default_rng(0)
     u = np.arange(90) % 3
     x = rng.uniform(0, 0.3, size=(90, 1, 8, 8)).astype(np.float32)
     for c in range(3):
-        x[u == c, :, c * 2:c * 2 + 2] += 0.6
+        x[u == c, :, c * 2 : c * 2 + 2] += 0.6
     np.savez(root / "images.npz", x=x, u=u)
     np.savez(root / "outliers.npz", x=rng.uniform(0, 1, size=(20, 1, 8, 8)).astype(np.float32))
-    assert main(["images", "--data", str(root / "images.npz"), "--ood-data", str(root / "outliers.npz"),
-                 "--epochs", "1", "--batch-size", "30", "--conv-widths", "4", "4", "--n-conv-blocks", "1",
-                 "--fc-width", "8", "--n-fc-blocks", "1", "--k-grid", "1", "64", "--etas", "0", "0.01",
-                 "--n-figure-classes", "1", "--no-progress", "--out", str(root / "images")]) == 0
+    assert (
+        main(
+            [
+                "images",
+                "--data",
+                str(root / "images.npz"),
+                "--ood-data",
+                str(root / "outliers.npz"),
+                "--epochs",
+                "1",
+                "--batch-size",
+                "30",
+                "--conv-widths",
+                "4",
+                "4",
+                "--n-conv-blocks",
+                "1",
+                "--fc-width",
+                "8",
+                "--n-fc-blocks",
+                "1",
+                "--k-grid",
+                "1",
+                "64",
+                "--etas",
+                "0",
+                "0.01",
+                "--n-figure-classes",
+                "1",
+                "--no-progress",
+                "--out",
+                str(root / "images"),
+            ]
+        )
+        == 0
+    )
     return {"synthetic": [tiny_run()], "fit": [root / "fit-full", root / "fit-plain"], "images": [root / "images"]}
 
 
@@ -69,15 +118,19 @@ def test_results_json_round_trips_byte_for_byte(runs, command, tmp_path):
 
 def test_transform_and_report_results_round_trip(runs, tmp_path, capsys):
     fit = runs["fit"][0]
-    assert main(["transform", str(fit / "model.pt"), str(fit.parent / "plain.npz"), "--out",
-                 str(tmp_path / "w.npz")]) == 0
+    assert (
+        main(["transform", str(fit / "model.pt"), str(fit.parent / "plain.npz"), "--out", str(tmp_path / "w.npz")]) == 0
+    )
     assert main(["report", str(fit), "--no-figures"]) == 0
     from ginmi.app.report import ReportConfig, run_report
     from ginmi.app.user import TransformConfig, run_transform
 
     for run in (fit, runs["synthetic"][0]):  # the selected dims come from the model's run folder
-        transformed = run_transform(TransformConfig(model_path=str(run / "model.pt"),
-                                                    data=str(fit.parent / "plain.npz"), out=str(tmp_path / "w.csv")))
+        transformed = run_transform(
+            TransformConfig(
+                model_path=str(run / "model.pt"), data=str(fit.parent / "plain.npz"), out=str(tmp_path / "w.csv")
+            )
+        )
         assert TransformResult.from_json(transformed).to_json() == transformed
         assert transformed["selected"] == _read(run)["criteria"]["mi"]["selected"]
     report = run_report(ReportConfig(run_dir=str(fit), figures=False))
@@ -107,8 +160,7 @@ def _documents(row: tuple[str, str, str], path: tuple[str, ...], *, inside: bool
     else:
         extra = len(path) if kind.startswith("{") or "any" in kind else 0
     extra = extra if inside else 0
-    return (len(keys) <= len(path) <= len(keys) + extra
-            and all(k == p or k.startswith("<") for k, p in zip(keys, path)))
+    return len(keys) <= len(path) <= len(keys) + extra and all(k == p or k.startswith("<") for k, p in zip(keys, path))
 
 
 @pytest.mark.parametrize("command", ["synthetic", "fit", "images"])
@@ -118,8 +170,11 @@ def test_schema_documents_every_key_and_only_keys_that_occur(runs, command):
     assert [p for p in sorted(found) if not any(_documents(row, p) for row in rows)] == []
     # keys of the shared criterion record that only --bootstrap writes (exercised by the fit run)
     bootstrap_only = ("criteria.<criterion>.ci_low", "criteria.<criterion>.ci_high") if command == "synthetic" else ()
-    unused = [row[0] for row in rows
-              if not row[0].endswith(bootstrap_only) and not any(_documents(row, p, inside=False) for p in found)]
+    unused = [
+        row[0]
+        for row in rows
+        if not row[0].endswith(bootstrap_only) and not any(_documents(row, p, inside=False) for p in found)
+    ]
     assert unused == []
     assert all(doc for _, _, doc in rows)
 
@@ -131,7 +186,9 @@ def test_schema_markdown_is_a_table_of_documented_keys():
     assert len(lines) == len(schema_rows(SyntheticResults)) + 2
     assert all(line.count(" | ") == 2 for line in lines[2:])  # pipes in meanings are escaped
     assert "| `variants.<variant>.trials[].seed` | int |" in text
-    assert "| `timing.total_seconds` |" in text and "`timing.device`" not in text  # the primary trial's timing stays inside
+    assert (
+        "| `timing.total_seconds` |" in text and "`timing.device`" not in text
+    )  # the primary trial's timing stays inside
 
 
 def test_older_results_without_newer_keys_are_read(runs):

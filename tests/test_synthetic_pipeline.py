@@ -7,8 +7,6 @@ import json
 import numpy as np
 import pytest
 
-from ginmi.model import load_model
-from ginmi.vector import compute_latents
 from ginmi.app.synthetic import (
     VARIANTS,
     SyntheticConfig,
@@ -17,9 +15,12 @@ from ginmi.app.synthetic import (
     make_test_sets,
     write_figures,
 )
+from ginmi.model import load_model
 from ginmi.tasks.classification import accuracy
 from ginmi.tasks.ood import auroc, log_density
-from tiny_run import TRIALS, VARIANTS as RUN_VARIANTS, tiny_run
+from ginmi.vector import compute_latents
+from tiny_run import TRIALS, tiny_run
+from tiny_run import VARIANTS as RUN_VARIANTS
 
 
 @pytest.fixture(scope="module")
@@ -40,22 +41,27 @@ def test_default_variants_depend_on_trials():
     assert low == {"noise_std": 1e-2, "stats": "batch"}
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"trials": 0}, "trials must be positive"),
-    ({"n_test": 0}, "n_test must be positive"),
-    ({"variants": ("main", "nope")}, "unknown variant"),
-    ({"variants": ("main", "main")}, "given twice"),
-    ({"prior": "flat"}, "prior must be one of"),
-    ({"jobs": -1}, "jobs must be >= 0"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"trials": 0}, "trials must be positive"),
+        ({"n_test": 0}, "n_test must be positive"),
+        ({"variants": ("main", "nope")}, "unknown variant"),
+        ({"variants": ("main", "main")}, "given twice"),
+        ({"prior": "flat"}, "prior must be one of"),
+        ({"jobs": -1}, "jobs must be >= 0"),
+    ],
+)
 def test_config_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):
         SyntheticConfig(**kwargs)
 
 
 def test_aggregate_mean_and_spread():
-    trials = [{"a": 1.0, "ok": True, "curve": [0.0, 1.0], "order": [1, 0], "sub": {"b": 2}, "name": "x"},
-              {"a": 3.0, "ok": False, "curve": [1.0, 3.0], "order": [0, 1], "sub": {"b": 4}, "name": "y"}]
+    trials = [
+        {"a": 1.0, "ok": True, "curve": [0.0, 1.0], "order": [1, 0], "sub": {"b": 2}, "name": "x"},
+        {"a": 3.0, "ok": False, "curve": [1.0, 3.0], "order": [0, 1], "sub": {"b": 4}, "name": "y"},
+    ]
     agg = aggregate(trials)
     assert agg["a"] == {"mean": 2.0, "std": pytest.approx(np.sqrt(2)), "min": 1.0, "max": 3.0, "n": 2}
     assert agg["ok"]["mean"] == 0.5
@@ -107,16 +113,28 @@ def test_curves_are_the_library_tasks_on_the_regenerated_test_set(run, results):
         order = t["criteria"][name]["order"]
         for k in (1, 2, 10):
             assert t["accuracy_vs_k"][name][k - 1] == pytest.approx(
-                accuracy(model, w, test.u, order[:k], prior="uniform"))
+                accuracy(model, w, test.u, order[:k], prior="uniform")
+            )
             assert t["auroc_vs_k"][name][k - 1] == pytest.approx(
-                auroc(log_density(model, w, order[:k], "uniform"), log_density(model, w_ood, order[:k], "uniform")))
+                auroc(log_density(model, w, order[:k], "uniform"), log_density(model, w_ood, order[:k], "uniform"))
+            )
 
 
 def test_figures_are_written_and_regenerated(run, results):
     names = {p.name for p in (run / "figures").glob("*.png")}
-    expected = {"accuracy_vs_k.png", "auroc_vs_k.png", "roc.png", "decay.png", "ood_latent.png", "criteria.png",
-                "latent_projections.png", "data_projections.png", "all_pairs_latent.png", "all_pairs_data.png",
-                "all_pairs_w.png"}
+    expected = {
+        "accuracy_vs_k.png",
+        "auroc_vs_k.png",
+        "roc.png",
+        "decay.png",
+        "ood_latent.png",
+        "criteria.png",
+        "latent_projections.png",
+        "data_projections.png",
+        "all_pairs_latent.png",
+        "all_pairs_data.png",
+        "all_pairs_w.png",
+    }
     expected |= {f"correlation_{v}.png" for v in RUN_VARIANTS} | {f"criteria_{v}.png" for v in RUN_VARIANTS[1:]}
     assert expected <= names
 
@@ -131,8 +149,23 @@ def test_regeneration_refuses_different_data(run, results, tmp_path):
 def test_trials_trained_together_equal_trials_trained_one_by_one(tmp_path):
     from ginmi.app.cli import main
 
-    common = ["synthetic", "--trials", "2", "--variants", "main", "--n-samples", "500", "--epochs", "2",
-              "--n-test", "100", "--no-progress", "--no-report", "--n-permutations", "20"]
+    common = [
+        "synthetic",
+        "--trials",
+        "2",
+        "--variants",
+        "main",
+        "--n-samples",
+        "500",
+        "--epochs",
+        "2",
+        "--n-test",
+        "100",
+        "--no-progress",
+        "--no-report",
+        "--n-permutations",
+        "20",
+    ]
     assert main([*common, "--out", str(tmp_path / "together")]) == 0
     assert main([*common, "--no-together", "--jobs", "1", "--out", str(tmp_path / "loop")]) == 0
     a = json.loads((tmp_path / "together" / "results.json").read_text())["variants"]["main"]["trials"]
@@ -146,8 +179,20 @@ def test_evaluation_and_figures_are_announced(tmp_path, capsys):
     """With progress on, the evaluation of each trial and the drawing of the figures print a stage line."""
     from ginmi.app.cli import main as cli_main
 
-    args = ["synthetic", "--n-samples", "300", "--n-test", "100", "--epochs", "1", "--batch-size", "100",
-            "--no-report", "--out", str(tmp_path / "run")]
+    args = [
+        "synthetic",
+        "--n-samples",
+        "300",
+        "--n-test",
+        "100",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "100",
+        "--no-report",
+        "--out",
+        str(tmp_path / "run"),
+    ]
     assert cli_main(args) == 0
     err = capsys.readouterr().err
     evaluating, drawing = err.find("ginmi: evaluating main trial 0"), err.find("ginmi: drawing figures")

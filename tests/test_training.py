@@ -33,8 +33,9 @@ def freia_copy(flow: nn.Module, dim: int, width: int) -> nn.Module:
     import FrEIA.modules as fm
 
     def subnet(c_in, c_out):
-        return nn.Sequential(nn.Linear(c_in, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(),
-                             nn.Linear(width, c_out))
+        return nn.Sequential(
+            nn.Linear(c_in, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(), nn.Linear(width, c_out)
+        )
 
     theirs_of = {GINCoupling: fm.GINCouplingBlock, GLOWCoupling: fm.GLOWCouplingBlock}
     nodes = [ff.InputNode(dim, name="in")]
@@ -42,8 +43,9 @@ def freia_copy(flow: nn.Module, dim: int, width: int) -> nn.Module:
         if type(block) is Permutation:
             nodes.append(ff.Node(nodes[-1], fm.PermuteRandom, {"seed": 0}))
         else:
-            nodes.append(ff.Node(nodes[-1], theirs_of[type(block)], {"subnet_constructor": subnet,
-                                                                      "clamp": block.clamp}))
+            nodes.append(
+                ff.Node(nodes[-1], theirs_of[type(block)], {"subnet_constructor": subnet, "clamp": block.clamp})
+            )
     nodes.append(ff.OutputNode(nodes[-1]))
     net = ff.GraphINN(nodes).double()
     with torch.no_grad():
@@ -60,8 +62,17 @@ def freia_copy(flow: nn.Module, dim: int, width: int) -> nn.Module:
 @pytest.mark.parametrize("coupling", ["gin", "glow"])
 @pytest.mark.parametrize("dim", [10, 7])
 def test_couplings_compute_the_same_function_as_freia(dim, coupling):
-    flow = build_flow({"name": "vector", "dim": dim, "n_blocks": 8, "width": 10, "init_identity": False,
-                       "coupling": coupling, "seed": 1}).double()
+    flow = build_flow(
+        {
+            "name": "vector",
+            "dim": dim,
+            "n_blocks": 8,
+            "width": 10,
+            "init_identity": False,
+            "coupling": coupling,
+            "seed": 1,
+        }
+    ).double()
     net = freia_copy(flow, dim, 10)
     x = torch.randn(64, dim, dtype=torch.float64, requires_grad=True)
     w, log_det = flow(x)
@@ -72,8 +83,7 @@ def test_couplings_compute_the_same_function_as_freia(dim, coupling):
         assert log_det.abs().min() > 1e-3  # the log-determinants compared are not all zero
     torch.testing.assert_close(flow.inverse(w), net(z, rev=True)[0])
     g_ours = torch.autograd.grad(w.square().sum() + log_det.sum(), [x, *flow.parameters()])
-    g_theirs = torch.autograd.grad(z.square().sum() + jac.sum(),
-                                   [x, *(p for p in net.parameters() if p.requires_grad)])
+    g_theirs = torch.autograd.grad(z.square().sum() + jac.sum(), [x, *(p for p in net.parameters() if p.requires_grad)])
     for a, b in zip(g_ours, g_theirs):
         torch.testing.assert_close(a, b)
 
@@ -93,8 +103,15 @@ def test_parameters_get_their_own_storage_back_and_callbacks_run():
     x, u = _data()
     model = _model()
     steps, epochs = [], []
-    history = train(model, x, u, TrainConfig(epochs=2, batch_size=64, device="cpu"), progress=False,
-                    on_step=lambda s, loss: steps.append((s, loss)), on_epoch=lambda e, loss: epochs.append(e))
+    history = train(
+        model,
+        x,
+        u,
+        TrainConfig(epochs=2, batch_size=64, device="cpu"),
+        progress=False,
+        on_step=lambda s, loss: steps.append((s, loss)),
+        on_epoch=lambda e, loss: epochs.append(e),
+    )
     assert [s for s, _ in steps] == list(range(1, 9)) and epochs == [0, 1]
     assert [loss for _, loss in steps] == history["step_loss"]
     ptrs = {p.untyped_storage().data_ptr() for p in model.parameters()}
@@ -116,13 +133,15 @@ def test_models_trained_together_equal_models_trained_alone(stats, fused):
     config = TrainConfig(epochs=2, batch_size=60, lr=1e-2, warmup_steps=3, device="cpu", fused=fused)
     data = [_data(seed=s) for s in (0, 1, 2)]
     together = [_model(seed=s, stats=stats) for s in (0, 1, 2)]
-    histories = train_many(together, [d[0] for d in data], [d[1] for d in data], config, seeds=[5, 6, 7],
-                           progress=False)
+    histories = train_many(
+        together, [d[0] for d in data], [d[1] for d in data], config, seeds=[5, 6, 7], progress=False
+    )
     for k, seed in enumerate((5, 6, 7)):
         alone = _model(seed=k, stats=stats)
         history = train(alone, *data[k], replace(config, seed=seed), progress=False)
-        torch.testing.assert_close(torch.tensor(histories[k]["step_loss"]), torch.tensor(history["step_loss"]),
-                                   rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(
+            torch.tensor(histories[k]["step_loss"]), torch.tensor(history["step_loss"]), rtol=1e-4, atol=1e-5
+        )
         if stats == "batch":
             # translations of w leave the batch-statistics loss unchanged, so Adam turns rounding noise in
             # the (zero) gradient of the last shift biases into +-lr steps: compare likelihoods instead
@@ -134,8 +153,14 @@ def test_models_trained_together_equal_models_trained_alone(stats, fused):
 
 def test_train_many_trains_image_models_as_train_does():
     """Image flows are not stackable: one functional_call per model (vmap refused the hand-written backward)."""
-    arch = {"name": "image", "input_shape": (1, 4, 4), "conv_widths": (4,), "n_conv_blocks": 1, "fc_width": 8,
-            "n_fc_blocks": 1}
+    arch = {
+        "name": "image",
+        "input_shape": (1, 4, 4),
+        "conv_widths": (4,),
+        "n_conv_blocks": 1,
+        "fc_width": 8,
+        "n_fc_blocks": 1,
+    }
     g = torch.Generator().manual_seed(0)
     u = torch.arange(64) % 2
     x = torch.randn(64, 1, 4, 4, generator=g) + u[:, None, None, None].float()
@@ -144,8 +169,9 @@ def test_train_many_trains_image_models_as_train_does():
     histories = train_many(together, [x, x], [u, u], config, seeds=[3, 4], progress=False)
     for k, seed in enumerate((3, 4)):
         alone = train(GINModel(dict(arch, seed=k), 2), x, u, replace(config, seed=seed), progress=False)
-        torch.testing.assert_close(torch.tensor(histories[k]["step_loss"]), torch.tensor(alone["step_loss"]),
-                                   rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(
+            torch.tensor(histories[k]["step_loss"]), torch.tensor(alone["step_loss"]), rtol=1e-4, atol=1e-5
+        )
 
 
 def test_train_many_rejects_mismatched_inputs():
@@ -204,8 +230,9 @@ def test_train_many_in_threads_checkpoints_and_stops_on_ctrl_c(tmp_path):
     config = TrainConfig(epochs=4, batch_size=60, checkpoint_seconds=1000, threads=2)
 
     def fresh():
-        return [GINModel({"name": "vector", "dim": 4, "width": 8, "n_blocks": 2, "seed": k}, n_classes=3)
-                for k in range(3)]
+        return [
+            GINModel({"name": "vector", "dim": 4, "width": 8, "n_blocks": 2, "seed": k}, n_classes=3) for k in range(3)
+        ]
 
     data = [_data(seed=k) for k in range(3)]
     whole = fresh()
@@ -218,8 +245,15 @@ def test_train_many_in_threads_checkpoints_and_stops_on_ctrl_c(tmp_path):
     dirs = [tmp_path / f"trial{k}" for k in range(3)]
     cut = fresh()
     with pytest.raises(TrainingInterrupted, match="`resume`=True"):
-        train_many(cut, [d[0] for d in data], [d[1] for d in data], config, progress=False,
-                   checkpoint_dirs=dirs, callbacks=[{"on_step": stop_at}, {}, {}])
+        train_many(
+            cut,
+            [d[0] for d in data],
+            [d[1] for d in data],
+            config,
+            progress=False,
+            checkpoint_dirs=dirs,
+            callbacks=[{"on_step": stop_at}, {}, {}],
+        )
     assert all((d / "checkpoint.pt").is_file() for d in dirs)
     for k, (model, d) in enumerate(zip(cut, dirs)):  # each trial continues alone, exactly
         train(model, *data[k], replace(config, seed=k, resume=True), progress=False, checkpoint_dir=d)
@@ -235,8 +269,10 @@ def test_linear_stage_undoes_a_rotation_and_preserves_volume():
 
     rng = np.random.default_rng(0)
     u = rng.integers(0, 5, 4000)
-    latent = np.c_[rng.uniform(-5, 5, (5, 2))[u] + rng.uniform(0.5, 3, (5, 2))[u] * rng.standard_normal((4000, 2)),
-                   rng.standard_normal((4000, 4))]
+    latent = np.c_[
+        rng.uniform(-5, 5, (5, 2))[u] + rng.uniform(0.5, 3, (5, 2))[u] * rng.standard_normal((4000, 2)),
+        rng.standard_normal((4000, 4)),
+    ]
     q, r = np.linalg.qr(rng.standard_normal((6, 6)))
     x = latent @ (q * np.sign(np.diag(r))).T
     assert mcc(abs_correlation(x, latent), [0, 1]) < 0.95  # the rotation mixes

@@ -8,13 +8,24 @@ from pathlib import Path
 
 from ginmi.app.cli import main
 
-TINY = ["--n-samples", "600", "--epochs", "2", "--batch-size", "120", "--warmup-steps", "3", "--n-test", "200",
-        "--no-progress"]
+TINY = [
+    "--n-samples",
+    "600",
+    "--epochs",
+    "2",
+    "--batch-size",
+    "120",
+    "--warmup-steps",
+    "3",
+    "--n-test",
+    "200",
+    "--no-progress",
+]
 TRIALS = 2
 VARIANTS = ["main", "low-noise", "batch-stats"]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def tiny_run() -> Path:
     """Run folder of ``ginmi synthetic`` at tiny sizes with 2 trials and 3 variants."""
     run = Path(tempfile.mkdtemp(prefix="ginmi-tiny-")) / "run"

@@ -36,8 +36,18 @@ from torch import Tensor, nn
 if TYPE_CHECKING:
     from ginmi.model import GINModel
 
-__all__ = ["DistContext", "init_from_env", "is_main_process", "rank", "world_size", "shard",
-           "wrap_objective", "broadcast_object", "cleanup"]
+__all__ = [
+    "DistContext",
+    "init_from_env",
+    "is_main_process",
+    "rank",
+    "world_size",
+    "shard",
+    "wrap_objective",
+    "broadcast_object",
+    "cleanup",
+]
+
 
 @dataclass(frozen=True)
 class DistContext:
@@ -89,7 +99,7 @@ def init_from_env(device: str = "auto") -> DistContext:
 
 def shard(batch: Tensor, ctx: DistContext) -> Tensor:
     """This process's rows of a global batch: ``r, r + R, r + 2R, ...``."""
-    return batch[ctx.rank::ctx.world_size]
+    return batch[ctx.rank :: ctx.world_size]
 
 
 def broadcast_object(obj: Any) -> Any:

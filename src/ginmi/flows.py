@@ -153,8 +153,9 @@ class AffineCoupling(nn.Module):
             return y, None
         return y, soft_clamp(o.narrow(dim, 0, x.shape[dim]), self.clamp).flatten(dim).sum(dim)
 
-    def couple(self, x: Tensor, subnet1: Callable[[Tensor], Tensor], subnet2: Callable[[Tensor], Tensor],
-               dim: int = 1) -> tuple[Tensor, Tensor | None]:
+    def couple(
+        self, x: Tensor, subnet1: Callable[[Tensor], Tensor], subnet2: Callable[[Tensor], Tensor], dim: int = 1
+    ) -> tuple[Tensor, Tensor | None]:
         """The coupling along ``dim`` with the given subnets; ``None`` for an exactly-zero log-det.
 
         The forward pass is ``couple(x, self.subnet1, self.subnet2)``; the stacked trainer of

@@ -55,8 +55,16 @@ try:
 except ImportError:  # pragma: no cover - exercised when numba is absent
     numba = None  # type: ignore[assignment]
 
-__all__ = ["supports", "unsupported_reason", "compiled", "FusedStepUnavailable", "FusedStepWarning",
-           "FlatParameters", "FusedStep", "FlatAdam"]
+__all__ = [
+    "supports",
+    "unsupported_reason",
+    "compiled",
+    "FusedStepUnavailable",
+    "FusedStepWarning",
+    "FlatParameters",
+    "FusedStep",
+    "FlatAdam",
+]
 
 _LOG_2PI = math.log(2 * math.pi)
 # Reassociation lets the batch reductions vectorise; no "nnan"/"ninf", so a diverging run still
@@ -106,8 +114,10 @@ def unsupported_reason(model: nn.Module) -> str | None:
         if (type(block) is Permutation) != (k % 2 == 1):
             return "the fused step needs each coupling followed by one permutation"
         if k % 2 == 0 and not (_is_mlp(block.subnet1) and _is_mlp(block.subnet2)):
-            return (f"the subnets of block {k} are not Linear-ReLU-Linear-ReLU-Linear, the subnet shape "
-                    "the fused kernel computes")
+            return (
+                f"the subnets of block {k} are not Linear-ReLU-Linear-ReLU-Linear, the subnet shape "
+                "the fused kernel computes"
+            )
     if len(blocks) % 2:
         return "the fused step needs each coupling followed by one permutation"
     return None
@@ -138,8 +148,8 @@ class FlatParameters:
         offset = 0
         for p in self.params:
             n = p.numel() // (n_models or 1)
-            p.data = self.flat.data[..., offset:offset + n].view_as(p)
-            p.grad = self.grad[..., offset:offset + n].view_as(p)
+            p.data = self.flat.data[..., offset : offset + n].view_as(p)
+            p.grad = self.grad[..., offset : offset + n].view_as(p)
             offset += n
 
     def unpack(self) -> None:
@@ -172,8 +182,10 @@ def _disagreement(model: GINModel) -> str | None:
     loss_error = abs(value - loss.item()) / max(1.0, abs(loss.item()))
     if max(grad_error, loss_error) <= _SELF_CHECK_RTOL and math.isfinite(value):
         return None
-    return (f"the fused step disagrees with autograd on this architecture in float64 (loss {value!r} against "
-            f"{loss.item()!r}, gradient off by {grad_error:.1e} relative); please report it")
+    return (
+        f"the fused step disagrees with autograd on this architecture in float64 (loss {value!r} against "
+        f"{loss.item()!r}, gradient off by {grad_error:.1e} relative); please report it"
+    )
 
 
 class FusedStep:
@@ -221,8 +233,14 @@ class FusedStep:
         dim = model.shift.numel()
         self._identity = (np.zeros(dim, self.values.dtype), np.ones(dim, self.values.dtype))  # shift, scale
         if check:
-            architecture = (self.layers[..., 1:3].tobytes(), self.splits.tobytes(), self.clamps.tobytes(),
-                            trainable, model.n_classes, model.linear is not None)
+            architecture = (
+                self.layers[..., 1:3].tobytes(),
+                self.splits.tobytes(),
+                self.clamps.tobytes(),
+                trainable,
+                model.n_classes,
+                model.linear is not None,
+            )
             with _CHECK_LOCK:
                 if architecture not in _CHECKED:
                     _CHECKED[architecture] = _disagreement(model)
@@ -250,9 +268,24 @@ class FusedStep:
             x, shift, scale = model.prepare(x), self._identity[0], self._identity[1]
         xs = x.detach().contiguous().numpy()
         mu, log_sigma = self.stats
-        return float(_step(xs, shift, scale, u.numpy(), self.values, self.grads,
-                           self.layers, self.splits, self.clamps, self.perms, mu, log_sigma, model.n_classes,
-                           *self._buffers(xs.shape[1], xs.shape[0])))
+        return float(
+            _step(
+                xs,
+                shift,
+                scale,
+                u.numpy(),
+                self.values,
+                self.grads,
+                self.layers,
+                self.splits,
+                self.clamps,
+                self.perms,
+                mu,
+                log_sigma,
+                model.n_classes,
+                *self._buffers(xs.shape[1], xs.shape[0]),
+            )
+        )
 
 
 class FlatAdam:
@@ -264,13 +297,22 @@ class FlatAdam:
     ``torch.optim.Adam`` over the one flat parameter, so checkpoints load in either.
     """
 
-    def __init__(self, values: Tensor, grads: Tensor, *, lr: float, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0.0) -> None:
+    def __init__(
+        self,
+        values: Tensor,
+        grads: Tensor,
+        *,
+        lr: float,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ) -> None:
         if numba is None:  # pragma: no cover - exercised when numba is absent
             raise RuntimeError("FlatAdam needs numba")
         self.values, self.grads = values.detach(), grads
-        self.param_groups: list[dict[str, Any]] = [{"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay,
-                              "amsgrad": False}]
+        self.param_groups: list[dict[str, Any]] = [
+            {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay, "amsgrad": False}
+        ]
         self.exp_avg, self.exp_avg_sq = torch.zeros_like(self.values), torch.zeros_like(self.values)
         self.steps = 0
         # NumPy views for the kernel, made once: the four buffers are only ever updated in place
@@ -282,16 +324,27 @@ class FlatAdam:
         A non-finite gradient leaves parameters and state untouched (the caller reports it).
         """
         group = self.param_groups[0]
-        norm = _adam(*self._arrays, self.steps + 1, group["lr"], group["betas"][0], group["betas"][1],  # type: ignore[call-arg]
-                     group["eps"], group["weight_decay"], -1.0 if max_norm is None else max_norm)
+        norm = _adam(
+            *self._arrays,
+            self.steps + 1,
+            group["lr"],
+            group["betas"][0],
+            group["betas"][1],  # type: ignore[call-arg]
+            group["eps"],
+            group["weight_decay"],
+            -1.0 if max_norm is None else max_norm,
+        )
         if math.isfinite(norm):
             self.steps += 1
         return norm
 
     def state_dict(self) -> dict:
         group = dict(self.param_groups[0], params=[0])
-        state = {"step": torch.tensor(float(self.steps)), "exp_avg": self.exp_avg.clone(),
-                 "exp_avg_sq": self.exp_avg_sq.clone()}
+        state = {
+            "step": torch.tensor(float(self.steps)),
+            "exp_avg": self.exp_avg.clone(),
+            "exp_avg_sq": self.exp_avg_sq.clone(),
+        }
         return {"state": {0: state} if self.steps else {}, "param_groups": [group]}
 
     def load_state_dict(self, state_dict: dict) -> None:
@@ -323,8 +376,8 @@ if numba is not None:
         if not math.isfinite(norm):
             return norm
         coef = min(1.0, max_norm / (norm + 1e-6)) if max_norm > 0 else 1.0
-        step_size = lr / (1 - beta1 ** t)
-        root_bc2 = math.sqrt(1 - beta2 ** t)
+        step_size = lr / (1 - beta1**t)
+        root_bc2 = math.sqrt(1 - beta2**t)
         for i in range(len(g)):
             gi = g[i] * coef + weight_decay * p[i]
             m[i] += (1 - beta1) * (gi - m[i])
@@ -345,7 +398,7 @@ if numba is not None:
 
     @_njit
     def _matrix(flat, offset, rows, cols):
-        return flat[offset:offset + rows * cols].reshape(rows, cols)
+        return flat[offset : offset + rows * cols].reshape(rows, cols)
 
     @_njit
     def _linear(w, b, inp, out):
@@ -408,11 +461,11 @@ if numba is not None:
     def _half_forward(p, lay, inp, target, out, a1, a2, o, e, clamp):
         """out = target * exp(s) + t, (s, t) from the subnet on ``inp``; keeps its activations."""
         n = target.shape[0]
-        _linear(_matrix(p, lay[0, 0], lay[0, 1], lay[0, 2]), p[lay[0, 3]:lay[0, 3] + lay[0, 1]], inp, a1)
+        _linear(_matrix(p, lay[0, 0], lay[0, 1], lay[0, 2]), p[lay[0, 3] : lay[0, 3] + lay[0, 1]], inp, a1)
         _relu(a1, lay[0, 1])
-        _linear(_matrix(p, lay[1, 0], lay[1, 1], lay[1, 2]), p[lay[1, 3]:lay[1, 3] + lay[1, 1]], a1, a2)
+        _linear(_matrix(p, lay[1, 0], lay[1, 1], lay[1, 2]), p[lay[1, 3] : lay[1, 3] + lay[1, 1]], a1, a2)
         _relu(a2, lay[1, 1])
-        _linear(_matrix(p, lay[2, 0], lay[2, 1], lay[2, 2]), p[lay[2, 3]:lay[2, 3] + lay[2, 1]], a2, o)
+        _linear(_matrix(p, lay[2, 0], lay[2, 1], lay[2, 2]), p[lay[2, 3] : lay[2, 3] + lay[2, 1]], a2, o)
         for i in range(inp.shape[1]):
             mean = 0.0
             for j in range(n):
@@ -443,14 +496,21 @@ if numba is not None:
             gbelow = ga2 if layer == 2 else ga1 if layer == 1 else ginp
             if layer > 0:
                 gbelow[:cols] = 0
-            _linear_backward(_matrix(p, w_at, rows, cols), _matrix(g, w_at, rows, cols), g[b_at:b_at + rows],
-                             below, go if layer == 2 else ga2 if layer == 1 else ga1, gbelow)
+            _linear_backward(
+                _matrix(p, w_at, rows, cols),
+                _matrix(g, w_at, rows, cols),
+                g[b_at : b_at + rows],
+                below,
+                go if layer == 2 else ga2 if layer == 1 else ga1,
+                gbelow,
+            )
             if layer > 0:
                 _relu_backward(gbelow, below, cols)
 
     @_njit
-    def _step(x, shift, scale, u, p, g, layers, splits, clamps, perms, i_mu, i_ls, n_classes,
-              h_in, h_cat, a1, a2, o, e):
+    def _step(
+        x, shift, scale, u, p, g, layers, splits, clamps, perms, i_mu, i_ls, n_classes, h_in, h_cat, a1, a2, o, e
+    ):
         nb, dim = x.shape
         n_blocks = len(splits)
         g[:] = 0
@@ -460,10 +520,30 @@ if numba is not None:
                 h_in[0, d, i] = (x[i, d] - shift[d]) / scale[d]
         for k in range(n_blocks):
             s1 = splits[k]
-            _half_forward(p, layers[k, 0], h_in[k, s1:], h_in[k, :s1], h_cat[k, :s1],
-                          a1[k, 0], a2[k, 0], o[k, 0], e[k, 0], clamps[k])
-            _half_forward(p, layers[k, 1], h_cat[k, :s1], h_in[k, s1:], h_cat[k, s1:],
-                          a1[k, 1], a2[k, 1], o[k, 1], e[k, 1], clamps[k])
+            _half_forward(
+                p,
+                layers[k, 0],
+                h_in[k, s1:],
+                h_in[k, :s1],
+                h_cat[k, :s1],
+                a1[k, 0],
+                a2[k, 0],
+                o[k, 0],
+                e[k, 0],
+                clamps[k],
+            )
+            _half_forward(
+                p,
+                layers[k, 1],
+                h_cat[k, :s1],
+                h_in[k, s1:],
+                h_cat[k, s1:],
+                a1[k, 1],
+                a2[k, 1],
+                o[k, 1],
+                e[k, 1],
+                clamps[k],
+            )
             for j in range(dim):
                 h_in[k + 1, j] = h_cat[k, perms[k, j]]
         # loss (paper Eq. 5 per dimension, batch mean) and gw = dloss/dw
@@ -521,9 +601,41 @@ if numba is not None:
             for j in range(dim):
                 gcat[perms[k, j]] = gw[j]
             # half 1 (y2 = x2 * e1 + t1 from y1): gw[s1:] = d/dx2, gcat[:s1] += through subnet1
-            _half_backward(p, g, layers[k, 1], h_cat[k, :s1], h_in[k, s1:], gcat[s1:], gw[s1:], gcat[:s1],
-                           a1[k, 1], a2[k, 1], o[k, 1], e[k, 1], go, ga1, ga2, clamps[k])
+            _half_backward(
+                p,
+                g,
+                layers[k, 1],
+                h_cat[k, :s1],
+                h_in[k, s1:],
+                gcat[s1:],
+                gw[s1:],
+                gcat[:s1],
+                a1[k, 1],
+                a2[k, 1],
+                o[k, 1],
+                e[k, 1],
+                go,
+                ga1,
+                ga2,
+                clamps[k],
+            )
             # half 0 (y1 = x1 * e0 + t0 from x2): gw[:s1] = d/dx1, gw[s1:] += through subnet2
-            _half_backward(p, g, layers[k, 0], h_in[k, s1:], h_in[k, :s1], gcat[:s1], gw[:s1], gw[s1:],
-                           a1[k, 0], a2[k, 0], o[k, 0], e[k, 0], go, ga1, ga2, clamps[k])
+            _half_backward(
+                p,
+                g,
+                layers[k, 0],
+                h_in[k, s1:],
+                h_in[k, :s1],
+                gcat[:s1],
+                gw[:s1],
+                gw[s1:],
+                a1[k, 0],
+                a2[k, 0],
+                o[k, 0],
+                e[k, 0],
+                go,
+                ga1,
+                ga2,
+                clamps[k],
+            )
         return loss

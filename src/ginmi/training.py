@@ -83,19 +83,32 @@ __all__ = [
 class TrainConfig:
     """Optimisation settings; defaults are the paper's (Adam, lr 1e-2, batch 240, decay by 0.1)."""
 
-    epochs: int | None = option(None, "training epochs; none (default): the paper's 60, or more on small data so "
-                                "that training takes at least --min-steps optimiser steps")
-    batch_size: int = option(240, "batch size (the paper's 240); with --epochs none capped on small data so that an "
-                             "epoch has at least --min-batches batches; under torchrun the global batch over all "
-                             "processes")
-    min_steps: int = option(2000, "with --epochs none: train at least this many optimiser steps (more epochs on "
-                            "small data; 10,000 samples at batch 240 already take 2,520 steps in 60 epochs)")
-    min_batches: int = option(8, "with --epochs none: cap --batch-size at the data size / this (but not below 32), "
-                              "so that small data get several batches per epoch (1: no cap)")
+    epochs: int | None = option(
+        None,
+        "training epochs; none (default): the paper's 60, or more on small data so "
+        "that training takes at least --min-steps optimiser steps",
+    )
+    batch_size: int = option(
+        240,
+        "batch size (the paper's 240); with --epochs none capped on small data so that an "
+        "epoch has at least --min-batches batches; under torchrun the global batch over all "
+        "processes",
+    )
+    min_steps: int = option(
+        2000,
+        "with --epochs none: train at least this many optimiser steps (more epochs on "
+        "small data; 10,000 samples at batch 240 already take 2,520 steps in 60 epochs)",
+    )
+    min_batches: int = option(
+        8,
+        "with --epochs none: cap --batch-size at the data size / this (but not below 32), "
+        "so that small data get several batches per epoch (1: no cap)",
+    )
     lr: float = option(1e-2, "initial Adam learning rate (the paper's 1e-2)")
     milestones: tuple[float, ...] = option(
-        (0.5, 0.8), "epochs at which the learning rate is multiplied by --gamma; values < 1 are fractions of the "
-                    "run's epochs (--epochs, or those --epochs none chose)"
+        (0.5, 0.8),
+        "epochs at which the learning rate is multiplied by --gamma; values < 1 are fractions of the "
+        "run's epochs (--epochs, or those --epochs none chose)",
     )
     gamma: float = option(0.1, "learning-rate decay factor at each milestone (the paper's 0.1)")
     input_noise: float = option(1e-2, "std of Gaussian noise added to each training batch, as in the GIN reference")
@@ -103,25 +116,41 @@ class TrainConfig:
     grad_clip: float | None = option(10.0, "clip the gradient norm at this value (none disables)")
     weight_decay: float = option(0.0, "Adam weight decay")
     seed: int = option(0, "random seed of data, initialisation and batching")
-    device: str = option("auto", "torch device: auto (CUDA when available, but the CPU for networks the fused CPU "
-                         "step trains: the 10-D network trains 16x faster there than on an H200), cpu, cuda, cuda:1")
-    threads: int = option(0, "CPU threads of torch while training; 0: one thread for vector networks (their "
-                          "hundreds of tiny kernels only wait on each other with more; measured 5x faster on "
-                          "2 cores) and torch's default for images")
+    device: str = option(
+        "auto",
+        "torch device: auto (CUDA when available, but the CPU for networks the fused CPU "
+        "step trains: the 10-D network trains 16x faster there than on an H200), cpu, cuda, cuda:1",
+    )
+    threads: int = option(
+        0,
+        "CPU threads of torch while training; 0: one thread for vector networks (their "
+        "hundreds of tiny kernels only wait on each other with more; measured 5x faster on "
+        "2 cores) and torch's default for images",
+    )
     checkpoint_every: int = option(
         1, "write RUN/checkpoint.pt (atomically) every this many epochs and at the end (0: only at the end)"
     )
     checkpoint_seconds: float = option(
-        30.0, "write a periodic checkpoint only if this many seconds passed since the last one (the final state is "
-              "always written; a fast run then writes once); 0: every --checkpoint-every epochs"
+        30.0,
+        "write a periodic checkpoint only if this many seconds passed since the last one (the final state is "
+        "always written; a fast run then writes once); 0: every --checkpoint-every epochs",
     )
-    resume: bool = option(False, "continue from RUN/checkpoint.pt of the same --out folder (same options), exactly "
-                          "(also after Ctrl-C, which saves the state at the step it stopped)")
-    overwrite: bool = option(False, "replace the ginmi run folder --out if it is not empty (its files are deleted "
-                             "first); without it (or --resume) a non-empty --out is refused")
-    fused: bool = option(True, "train vector GIN networks on the CPU with the fused compiled step (ginmi.fused: the "
-                         "same loss and gradient as autograd in one numba kernel, about 6x faster); --no-fused "
-                         "uses autograd")
+    resume: bool = option(
+        False,
+        "continue from RUN/checkpoint.pt of the same --out folder (same options), exactly "
+        "(also after Ctrl-C, which saves the state at the step it stopped)",
+    )
+    overwrite: bool = option(
+        False,
+        "replace the ginmi run folder --out if it is not empty (its files are deleted "
+        "first); without it (or --resume) a non-empty --out is refused",
+    )
+    fused: bool = option(
+        True,
+        "train vector GIN networks on the CPU with the fused compiled step (ginmi.fused: the "
+        "same loss and gradient as autograd in one numba kernel, about 6x faster); --no-fused "
+        "uses autograd",
+    )
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "min_batches"):
@@ -148,7 +177,9 @@ class TrainConfig:
         if self.seed < 0 or self.threads < 0:
             raise ValueError(f"seed and threads must be >= 0, got {self.seed}, {self.threads}")
         if self.resume and self.overwrite:
-            raise ValueError("`resume` continues the run in the output folder, `overwrite` deletes it: give one of them")
+            raise ValueError(
+                "`resume` continues the run in the output folder, `overwrite` deletes it: give one of them"
+            )
         if self.device != "auto":
             try:
                 torch.device(self.device)
@@ -180,8 +211,9 @@ DEFAULT_EPOCHS = 60  # the paper's; more with --epochs none on small data (Train
 MIN_AUTO_BATCH = 32  # the smallest batch the small-data cap (TrainConfig.min_batches) makes
 
 
-def schedule_note(config: TrainConfig, n_samples: int, n_parameters: int | None = None,
-                  n_features: int = 1) -> str | None:
+def schedule_note(
+    config: TrainConfig, n_samples: int, n_parameters: int | None = None, n_features: int = 1
+) -> str | None:
     """A one-line note when ``n_samples`` (of ``n_features`` each) are few for the training settings, or
     fewer numbers than the model has parameters, else None."""
     batch = config.batch_size_for(n_samples)
@@ -189,15 +221,21 @@ def schedule_note(config: TrainConfig, n_samples: int, n_parameters: int | None 
     epochs = config.epochs_for(steps)
     notes = []
     if batch < config.batch_size or epochs > DEFAULT_EPOCHS and config.epochs is None:
-        notes.append(f"{n_samples} samples: training {epochs} epochs of {steps} batches of {batch} "
-                     f"({epochs * steps} optimiser steps)")
+        notes.append(
+            f"{n_samples} samples: training {epochs} epochs of {steps} batches of {batch} "
+            f"({epochs * steps} optimiser steps)"
+        )
     elif epochs * steps < 500:
-        notes.append(f"only {epochs * steps} optimiser steps ({epochs} epochs of {steps} batches); "
-                     f"epochs = none trains at least min_steps = {config.min_steps}")
+        notes.append(
+            f"only {epochs * steps} optimiser steps ({epochs} epochs of {steps} batches); "
+            f"epochs = none trains at least min_steps = {config.min_steps}"
+        )
     if n_parameters is not None and n_parameters > n_samples * n_features:
-        notes.append(f"the model has {n_parameters} parameters for {n_samples * n_features} numbers "
-                     f"({n_samples} samples x {n_features} features) and may overfit "
-                     "(a smaller model: fewer blocks (n_blocks) or a smaller width)")
+        notes.append(
+            f"the model has {n_parameters} parameters for {n_samples * n_features} numbers "
+            f"({n_samples} samples x {n_features} features) and may overfit "
+            "(a smaller model: fewer blocks (n_blocks) or a smaller width)"
+        )
     return "; ".join(notes) or None
 
 
@@ -215,8 +253,10 @@ class TrainingInterrupted(KeyboardInterrupt):
 
     def __init__(self, checkpoint: Path | None, epoch: int, epochs: int, step: int) -> None:
         self.checkpoint, self._args = checkpoint, (checkpoint, epoch, epochs, step)
-        super().__init__(f"interrupted in epoch {epoch + 1}/{epochs} after {step} steps; the state is saved in "
-                         f"{checkpoint}: continue with `resume`=True and the same options")
+        super().__init__(
+            f"interrupted in epoch {epoch + 1}/{epochs} after {step} steps; the state is saved in "
+            f"{checkpoint}: continue with `resume`=True and the same options"
+        )
 
     def __reduce__(self) -> tuple[Any, ...]:  # picklable, so that a worker process can report it
         return type(self), self._args
@@ -241,8 +281,7 @@ class _InterruptFlag:
 
     @property
     def raised(self) -> bool:
-        return self._raised or (threading.current_thread() is not threading.main_thread()
-                                and _STOP_THREADS.is_set())
+        return self._raised or (threading.current_thread() is not threading.main_thread() and _STOP_THREADS.is_set())
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self._raised:
@@ -269,10 +308,15 @@ def check_resume(config: TrainConfig, checkpoint_dir: str | os.PathLike) -> None
 
 def _check_fingerprint(state: dict[str, Any], config: TrainConfig, path: Path | None) -> None:
     if state["config"] != _config_fingerprint(config):
-        diff = sorted(k for k in set(state["config"]) | set(_config_fingerprint(config))
-                      if state["config"].get(k) != _config_fingerprint(config).get(k))
-        raise ValueError(f"cannot resume from {path}: it was written with other training options "
-                         f"({', '.join(diff)}); use the same options or another checkpoint folder")
+        diff = sorted(
+            k
+            for k in set(state["config"]) | set(_config_fingerprint(config))
+            if state["config"].get(k) != _config_fingerprint(config).get(k)
+        )
+        raise ValueError(
+            f"cannot resume from {path}: it was written with other training options "
+            f"({', '.join(diff)}); use the same options or another checkpoint folder"
+        )
 
 
 class SmallDataWarning(UserWarning):
@@ -304,8 +348,9 @@ def training_device(config: TrainConfig, model: nn.Module) -> torch.device:
     return ctx.device if ctx.world_size > 1 else resolve_device(config.device, model if config.fused else None)
 
 
-def fit_linear_stage(model: GINModel, x: Tensor, u: Tensor, *, restarts: int = 2, seed: int = 0,
-                     min_gain: float = 0.01) -> float:
+def fit_linear_stage(
+    model: GINModel, x: Tensor, u: Tensor, *, restarts: int = 2, seed: int = 0, min_gain: float = 0.01
+) -> float:
     """Fit the model's fixed volume-preserving linear stage to ``(x, u)`` before training the flow.
 
     The stage ``L`` (``|det L| = 1``) maximises the likelihood of Eq. 5 for ``w = L h`` (``h``: the
@@ -423,8 +468,9 @@ def _autograd_fallback(model: GINModel, why: str) -> None:
         warnings.warn(f"{why}; training with autograd, about 6x slower", FusedStepWarning, stacklevel=3)
 
 
-def _fused_step(model: GINModel, flat: FlatParameters | None, config: TrainConfig,
-                device: torch.device) -> FusedStep | None:
+def _fused_step(
+    model: GINModel, flat: FlatParameters | None, config: TrainConfig, device: torch.device
+) -> FusedStep | None:
     """The fused step of ``model`` where ``config`` asks for it and the model allows it, else None (autograd)."""
     if flat is None or not config.fused or device.type != "cpu":
         return None
@@ -450,8 +496,9 @@ def _generators(seed: int, device: torch.device) -> tuple[torch.Generator, torch
     return order, noise
 
 
-def _epoch_data(x: Tensor, u: Tensor, config: TrainConfig, order: torch.Generator,
-                noise: torch.Generator) -> tuple[Tensor, Tensor]:
+def _epoch_data(
+    x: Tensor, u: Tensor, config: TrainConfig, order: torch.Generator, noise: torch.Generator
+) -> tuple[Tensor, Tensor]:
     """The epoch's shuffled copy of the data, input noise included: one gather and one draw."""
     perm = torch.randperm(len(x), generator=order).to(x.device)
     xe, ue = x.index_select(0, perm), u.index_select(0, perm)
@@ -470,10 +517,14 @@ def _skipped_batches(model: GINModel, ue: Tensor, batch_size: int) -> list[bool]
     return (counts.min(1).values < 2).tolist()
 
 
-def _divergence(what: str, epoch: int, step: int, config: TrainConfig, checkpoint: Path | None,
-                good_epoch: int | None) -> DivergenceError:
-    kept = (f"; the last good checkpoint (epoch {good_epoch}) is kept in {checkpoint}"
-            if checkpoint is not None and good_epoch is not None else "")
+def _divergence(
+    what: str, epoch: int, step: int, config: TrainConfig, checkpoint: Path | None, good_epoch: int | None
+) -> DivergenceError:
+    kept = (
+        f"; the last good checkpoint (epoch {good_epoch}) is kept in {checkpoint}"
+        if checkpoint is not None and good_epoch is not None
+        else ""
+    )
     return DivergenceError(
         f"non-finite {what} at step {step} (epoch {epoch}){kept}; lower the learning rate "
         f"(`lr`, now {config.lr:g}, e.g. `lr`={config.lr / 10:g}) or clip gradients (`grad_clip`)"
@@ -502,13 +553,15 @@ def _clip_gradients(flat_grad: Tensor | None, params: list[nn.Parameter], max_no
 def _check_inputs(model: GINModel, x: Tensor, u: Tensor) -> None:
     """Shapes and labels the model can train on (the fused kernel does not bounds-check indices)."""
     if tuple(x.shape[1:]) != tuple(model.input_shape):
-        raise ValueError(f"the data have samples of shape {tuple(x.shape[1:])}, the model expects "
-                         f"{tuple(model.input_shape)}")
+        raise ValueError(
+            f"the data have samples of shape {tuple(x.shape[1:])}, the model expects {tuple(model.input_shape)}"
+        )
     if u.shape != (len(x),):
         raise ValueError(f"need one label per sample: {len(x)} samples, labels of shape {tuple(u.shape)}")
     if len(u) and (int(u.min()) < 0 or int(u.max()) >= model.n_classes):
-        raise ValueError(f"labels must be class indices 0..{model.n_classes - 1}, got values "
-                         f"{int(u.min())}..{int(u.max())}")
+        raise ValueError(
+            f"labels must be class indices 0..{model.n_classes - 1}, got values {int(u.min())}..{int(u.max())}"
+        )
 
 
 @torch.no_grad()
@@ -597,8 +650,9 @@ def train(
             good_epoch = start_epoch
         main = ctx.rank == 0
 
-        def snapshot(epoch_done: int, rng_order: Tensor, rng_noise: Tensor, batch: int = 0,
-                     partial_losses: Sequence[float] = ()) -> dict[str, Any]:
+        def snapshot(
+            epoch_done: int, rng_order: Tensor, rng_noise: Tensor, batch: int = 0, partial_losses: Sequence[float] = ()
+        ) -> dict[str, Any]:
             """The checkpoint: after ``epoch_done`` epochs and ``batch`` batches of the next (an interrupt)."""
             return {
                 "model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
@@ -613,8 +667,15 @@ def train(
                 "config": _config_fingerprint(config),
             }
 
-        bar = tqdm(range(start_epoch, epochs), desc="training", unit="epoch",
-                   disable=not (progress and main), leave=False, initial=start_epoch, total=epochs)
+        bar = tqdm(
+            range(start_epoch, epochs),
+            desc="training",
+            unit="epoch",
+            disable=not (progress and main),
+            leave=False,
+            initial=start_epoch,
+            total=epochs,
+        )
         grads = flat.grad if flat is not None else None
         last_save = time.perf_counter()
         autotune = torch.backends.cudnn.benchmark
@@ -673,8 +734,11 @@ def train(
                 bar.set_postfix(loss=f"{epoch_loss:.4f}")
                 last = epoch + 1 == epochs
                 every = config.checkpoint_every
-                due = (every > 0 and (epoch + 1) % every == 0
-                       and time.perf_counter() - last_save >= config.checkpoint_seconds)
+                due = (
+                    every > 0
+                    and (epoch + 1) % every == 0
+                    and time.perf_counter() - last_save >= config.checkpoint_seconds
+                )
                 if ckpt_path is not None and (last or due):
                     last_save = time.perf_counter()
                     if main:
@@ -735,6 +799,7 @@ def train_many(
         sizes = {len(x) for x in xs}
         if len(sizes) != 1:
             raise ValueError(f"train_many needs data sets of equal size, got sizes {sorted(sizes)}")
+
         def shape_of(m: GINModel) -> tuple[Any, ...]:
             return {k: v for k, v in m.arch.items() if k != "seed"}, m.stats, m.n_classes
 
@@ -766,10 +831,12 @@ def train_many(
         batch_size = config.batch_size_for(n)
         schedule = _LRSchedule(config, math.ceil(n / batch_size))
         gens = [_generators(s, device) for s in seeds]
-        histories: list[dict[str, list[float]]] = [{"step_loss": [], "epoch_loss": [], "epoch_seconds": []}
-                                                   for _ in models]
-        bar = tqdm(range(schedule.epochs), desc=f"training {n_models} models", unit="epoch",
-                   disable=not progress, leave=False)
+        histories: list[dict[str, list[float]]] = [
+            {"step_loss": [], "epoch_loss": [], "epoch_seconds": []} for _ in models
+        ]
+        bar = tqdm(
+            range(schedule.epochs), desc=f"training {n_models} models", unit="epoch", disable=not progress, leave=False
+        )
         step = 0
         for epoch in bar:
             t0 = time.perf_counter()
@@ -778,8 +845,10 @@ def train_many(
             ue = torch.stack([d[1] for d in epoch_data])
             skipped = [_skipped_batches(models[k], ue[k], batch_size) for k in range(n_models)]
             if any(any(s) != any(skipped[0]) or s != skipped[0] for s in skipped):
-                raise ValueError("with batch statistics, train_many needs the same batches skipped in every model; "
-                                 "train these models one by one with train()")
+                raise ValueError(
+                    "with batch statistics, train_many needs the same batches skipped in every model; "
+                    "train these models one by one with train()"
+                )
             losses = []
             for i, (xb, ub) in enumerate(zip(xe.split(batch_size, 1), ue.split(batch_size, 1))):
                 if skipped[0][i]:
@@ -818,11 +887,16 @@ def train_many(
         return histories
 
 
-def _train_in_threads(models: Sequence[GINModel], xs: Sequence[Tensor] | Tensor, us: Sequence[Tensor] | Tensor,
-                      config: TrainConfig,
-                      seeds: Sequence[int], progress: bool,
-                      checkpoint_dirs: Sequence[str | os.PathLike | None] | None = None,
-                      callbacks: Sequence[dict[str, Any]] | None = None) -> list[dict[str, list[float]]]:
+def _train_in_threads(
+    models: Sequence[GINModel],
+    xs: Sequence[Tensor] | Tensor,
+    us: Sequence[Tensor] | Tensor,
+    config: TrainConfig,
+    seeds: Sequence[int],
+    progress: bool,
+    checkpoint_dirs: Sequence[str | os.PathLike | None] | None = None,
+    callbacks: Sequence[dict[str, Any]] | None = None,
+) -> list[dict[str, list[float]]]:
     """:func:`train` of every model in a pool of threads (the fused kernels run without the GIL)."""
     from concurrent.futures import ThreadPoolExecutor
 
@@ -831,15 +905,30 @@ def _train_in_threads(models: Sequence[GINModel], xs: Sequence[Tensor] | Tensor,
     hooks = list(callbacks) if callbacks is not None else [{}] * len(models)
 
     def one(k: int) -> dict[str, list[float]]:
-        return train(models[k], torch.as_tensor(xs[k]), torch.as_tensor(us[k]), replace(config, seed=seeds[k]),
-                     progress=False, checkpoint_dir=dirs[k], **hooks[k])
+        return train(
+            models[k],
+            torch.as_tensor(xs[k]),
+            torch.as_tensor(us[k]),
+            replace(config, seed=seeds[k]),
+            progress=False,
+            checkpoint_dir=dirs[k],
+            **hooks[k],
+        )
 
     flag = _InterruptFlag(enabled=True, event=_STOP_THREADS)  # Ctrl-C: every thread stops at its next step
     try:
         with ThreadPoolExecutor(workers) as pool:
             jobs = pool.map(one, range(len(models)))
-            return list(tqdm(jobs, total=len(models), desc=f"training {len(models)} models", unit="model",
-                             disable=not progress, leave=False))
+            return list(
+                tqdm(
+                    jobs,
+                    total=len(models),
+                    desc=f"training {len(models)} models",
+                    unit="model",
+                    disable=not progress,
+                    leave=False,
+                )
+            )
     finally:
         flag.restore()
         _STOP_THREADS.clear()
@@ -860,8 +949,18 @@ def _stacked_objective(model: GINModel) -> StackedLoss:
     base.forward = base.loss  # type: ignore[method-assign,assignment]  # functional_call calls forward: the loss
 
     def loss(p: dict[str, Tensor], b: dict[str, Tensor], x: Tensor, u: Tensor) -> Tensor:
-        return torch.stack([functional_call(base, ({k: v[i] for k, v in p.items()}, {k: v[i] for k, v in b.items()}),
-                                            (x[i], u[i]), strict=False, tie_weights=False) for i in range(len(x))])
+        return torch.stack(
+            [
+                functional_call(
+                    base,
+                    ({k: v[i] for k, v in p.items()}, {k: v[i] for k, v in b.items()}),
+                    (x[i], u[i]),
+                    strict=False,
+                    tie_weights=False,
+                )
+                for i in range(len(x))
+            ]
+        )
 
     return loss
 
@@ -869,13 +968,15 @@ def _stacked_objective(model: GINModel) -> StackedLoss:
 def _stackable(model: GINModel) -> bool:
     """Every block declares the stacked step (:func:`ginmi.flows.declared_backends`) and every coupling
     subnet is a Sequential of Linear and ReLU layers (exact types), as :func:`_stacked_loss` computes."""
+
     def plain(net: nn.Module) -> bool:
         return type(net) is nn.Sequential and all(type(m) in (nn.Linear, nn.ReLU) for m in net)
 
     blocks = getattr(model.flow, "blocks", None)
     return blocks is not None and all(
         "stacked" in declared_backends(b) and (type(b) is Permutation or plain(b.subnet1) and plain(b.subnet2))
-        for b in blocks)
+        for b in blocks
+    )
 
 
 def _stacked_loss(model: GINModel, p: dict[str, Tensor], b: dict[str, Tensor], x: Tensor, u: Tensor) -> Tensor:
@@ -885,6 +986,7 @@ def _stacked_loss(model: GINModel, p: dict[str, Tensor], b: dict[str, Tensor], x
     subnets batched over the models (``baddbmm`` over stacked weights); the loss is
     :func:`ginmi.model.gaussian_nll`.
     """
+
     def mlp(prefix: str, net: nn.Module) -> Callable[[Tensor], Tensor]:
         def run(h: Tensor) -> Tensor:
             for j, layer in enumerate(net.children()):
@@ -906,16 +1008,18 @@ def _stacked_loss(model: GINModel, p: dict[str, Tensor], b: dict[str, Tensor], x
             h = torch.take_along_dim(h, b[pre + "perm"][:, None, :], dim=2)
             continue
         coupling = cast(AffineCoupling, block)  # _stackable: every other block declares the stacked step
-        h, ld = coupling.couple(h, mlp(pre + "subnet1.", coupling.subnet1), mlp(pre + "subnet2.", coupling.subnet2),
-                                dim=2)
+        h, ld = coupling.couple(
+            h, mlp(pre + "subnet1.", coupling.subnet1), mlp(pre + "subnet2.", coupling.subnet2), dim=2
+        )
         if ld is not None:
             log_det = ld if log_det is None else log_det + ld
     if model.stats == "trainable":
         rows = torch.arange(len(u), device=u.device)[:, None]
         nll = gaussian_nll(h, p["log_sigma"][rows, u], p["mu"][rows, u], log_det)
     else:
-        log_std = torch.stack([torch.log(class_statistics(h[k], u[k], model.n_classes)[1][u[k]])
-                               for k in range(len(h))])
+        log_std = torch.stack(
+            [torch.log(class_statistics(h[k], u[k], model.n_classes)[1][u[k]]) for k in range(len(h))]
+        )
         nll = gaussian_nll(h, log_std, None, log_det)
     return nll.mean(1)
 

@@ -13,19 +13,15 @@ import argparse
 import re
 import sys
 import warnings
-from pathlib import Path
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
 
 from ginmi import __version__, distributed
-from ginmi.config import add_arguments, from_namespace, option_names, read_config_file
 from ginmi.app.common import check_run_dir
 from ginmi.app.images import ImagesConfig, run_images
 from ginmi.app.images import write_figures as write_image_figures
-from ginmi.app.synthetic import SyntheticConfig, run_synthetic
-from ginmi.app.synthetic import write_figures as write_synthetic_figures
-from ginmi.app.user import FitConfig, TransformConfig, run_fit, run_transform
-from ginmi.app.user import write_figures as write_fit_figures
 from ginmi.app.report import FigureWriter, ReportConfig, run_report, synthetic_summary
 from ginmi.app.results import (
     FitResults,
@@ -35,6 +31,11 @@ from ginmi.app.results import (
     TransformResult,
     TrialEvaluation,
 )
+from ginmi.app.synthetic import SyntheticConfig, run_synthetic
+from ginmi.app.synthetic import write_figures as write_synthetic_figures
+from ginmi.app.user import FitConfig, TransformConfig, run_fit, run_transform
+from ginmi.app.user import write_figures as write_fit_figures
+from ginmi.config import add_arguments, from_namespace, option_names, read_config_file
 from ginmi.fused import FusedStepWarning
 from ginmi.training import DivergenceError, SmallDataWarning, TrainingInterrupted
 
@@ -56,15 +57,20 @@ class Command:
 def _synthetic_summary(r: dict[str, Any]) -> str:
     results = SyntheticResults.from_json(r)
     trial = results.primary_trial.evaluation
-    lines = [f"run folder: {r['run_dir']}",
-             f"true informative latents {trial.true_informative} are recovered as w dims {trial.informative_w_dims}",
-             f"{'criterion':<10}{'top-n dims':<14}{'correct':<9}{'selected':<18}threshold"]
+    lines = [
+        f"run folder: {r['run_dir']}",
+        f"true informative latents {trial.true_informative} are recovered as w dims {trial.informative_w_dims}",
+        f"{'criterion':<10}{'top-n dims':<14}{'correct':<9}{'selected':<18}threshold",
+    ]
     for name in ("mi", "var", "var_std"):
         c, rec = trial.criteria[name], trial.recovery[name]
-        lines.append(f"{name.upper():<10}{str(rec.top_n):<14}{str(rec.top_n_correct):<9}"
-                     f"{str(c.selected):<18}{c.reason}")
-    lines.append(f"MCC informative {trial.mcc.informative:.3f}, all {trial.mcc.all:.3f}; "
-                 f"training {results.timing.train_seconds:.1f} s, total {results.timing.total_seconds:.1f} s")
+        lines.append(
+            f"{name.upper():<10}{str(rec.top_n):<14}{str(rec.top_n_correct):<9}{str(c.selected):<18}{c.reason}"
+        )
+    lines.append(
+        f"MCC informative {trial.mcc.informative:.3f}, all {trial.mcc.all:.3f}; "
+        f"training {results.timing.train_seconds:.1f} s, total {results.timing.total_seconds:.1f} s"
+    )
     lines.append(_baselines_line(trial))
     header, rows = synthetic_summary(r)
     width = max(len(row[0]) for row in rows) + 2
@@ -82,9 +88,11 @@ def _baselines_line(r: TrialEvaluation | FitResults) -> str:
     """The trained flow's MCC on the informative latents beside the baselines' and the value added."""
     assert r.value_added is not None and r.baselines is not None
     added = r.value_added.mcc_informative
-    return ("baselines, MCC informative: " + ", ".join(f"{name} {b.mcc.informative:.3f}"
-                                                      for name, b in r.baselines.items())
-            + f"; value added by training {added.added:+.3f} (vs {added.best_baseline})")
+    return (
+        "baselines, MCC informative: "
+        + ", ".join(f"{name} {b.mcc.informative:.3f}" for name, b in r.baselines.items())
+        + f"; value added by training {added.added:+.3f} (vs {added.best_baseline})"
+    )
 
 
 def _report_summary(r: dict[str, Any]) -> str:
@@ -95,60 +103,95 @@ def _report_summary(r: dict[str, Any]) -> str:
 def _fit_summary(r: dict[str, Any]) -> str:
     results = FitResults.from_json(r)
     mi, var = results.criteria["mi"], results.criteria["var"]
-    text = (f"run folder: {r['run_dir']}\nMI selects dims {mi.selected} ({mi.reason})\n"
-            f"VAR selects dims {var.selected} ({var.reason})\ntraining {results.timing.train_seconds:.1f} s")
+    text = (
+        f"run folder: {r['run_dir']}\nMI selects dims {mi.selected} ({mi.reason})\n"
+        f"VAR selects dims {var.selected} ({var.reason})\ntraining {results.timing.train_seconds:.1f} s"
+    )
     if results.value_added is not None and results.mcc is not None:
-        text += (f"\ntrue latents {results.true_informative} -> w dims {results.informative_w_dims}: MCC informative "
-                 f"{results.mcc.informative:.3f}, all {results.mcc.all:.3f}\n" + _baselines_line(results))
+        text += (
+            f"\ntrue latents {results.true_informative} -> w dims {results.informative_w_dims}: MCC informative "
+            f"{results.mcc.informative:.3f}, all {results.mcc.all:.3f}\n" + _baselines_line(results)
+        )
     return text
 
 
 def _transform_summary(r: dict[str, Any]) -> str:
     result = TransformResult.from_json(r)
     return f"wrote {result.n_samples} latents to {result.out}" + (
-        f" (selected dims {result.selected})" if result.selected is not None else "")
+        f" (selected dims {result.selected})" if result.selected is not None else ""
+    )
 
 
 def _images_summary(r: dict[str, Any]) -> str:
     results = ImagesResults.from_json(r)
     d = results.data
-    lines = [f"run folder: {r['run_dir']}",
-             f"{d.dataset} ({d.n_train} train, {d.n_test} test) vs OOD {d.ood} ({d.n_ood})",
-             f"{'order':<7}{'best k':>7}{'accuracy':>10}{'AUROC':>8}   FGSM eta: error w/o defence, pass rate, "
-             "passed error, error with defence"]
+    lines = [
+        f"run folder: {r['run_dir']}",
+        f"{d.dataset} ({d.n_train} train, {d.n_test} test) vs OOD {d.ood} ({d.n_ood})",
+        f"{'order':<7}{'best k':>7}{'accuracy':>10}{'AUROC':>8}   FGSM eta: error w/o defence, pass rate, "
+        "passed error, error with defence",
+    ]
     for name in ("mi", "var"):
-        fgsm = "; ".join(f"{eta}: {row.error_rate_without_defence:.3f} {row.pass_rate:.3f} "
-                         f"{row.passed_error_rate:.3f} {row.error_rate_with_defence:.3f}"
-                         for eta, row in results.fgsm[name].items())
-        lines.append(f"{name.upper():<7}{results.best_k[name]:>7}{results.best_accuracy[name]:>10.4f}"
-                     f"{results.auroc[name]:>8.3f}   {fgsm}")
+        fgsm = "; ".join(
+            f"{eta}: {row.error_rate_without_defence:.3f} {row.pass_rate:.3f} "
+            f"{row.passed_error_rate:.3f} {row.error_rate_with_defence:.3f}"
+            for eta, row in results.fgsm[name].items()
+        )
+        lines.append(
+            f"{name.upper():<7}{results.best_k[name]:>7}{results.best_accuracy[name]:>10.4f}"
+            f"{results.auroc[name]:>8.3f}   {fgsm}"
+        )
     if results.baselines is not None:
         b = results.baselines
-        lines.append("baselines on the same split, accuracy: " + ", ".join(
-            f"{name} {acc:.4f}" for name, acc in b.accuracy.items())
-            + "".join(f"; {name} OOD AUROC {a:.3f}" for name, a in b.auroc.items()))
+        lines.append(
+            "baselines on the same split, accuracy: "
+            + ", ".join(f"{name} {acc:.4f}" for name, acc in b.accuracy.items())
+            + "".join(f"; {name} OOD AUROC {a:.3f}" for name, a in b.auroc.items())
+        )
     t = results.timing
-    lines.append(f"training {t.train_seconds or 0.0:.1f} s ({results.training.epochs} epochs), "
-                 f"total {t.total_seconds:.1f} s")
+    lines.append(
+        f"training {t.train_seconds or 0.0:.1f} s ({results.training.epochs} epochs), total {t.total_seconds:.1f} s"
+    )
     return "\n".join(lines)
 
 
 COMMANDS: dict[str, Command] = {
-    "synthetic": Command(SyntheticConfig, run_synthetic, "the paper's synthetic study (Section 3), end to end",
-                         summary=_synthetic_summary, figures=write_synthetic_figures),
-    "images": Command(ImagesConfig, run_images,
-                      "the paper's image study (Section 4): classification, OOD and FGSM defence by MI vs VAR",
-                      summary=_images_summary, figures=write_image_figures),
-    "fit": Command(FitConfig, run_fit, "train, score and select latents on your own .npz/.csv data",
-                   positionals=(("data", "data file: .npz with arrays x, u or .csv with a label column"),),
-                   summary=_fit_summary, figures=write_fit_figures),
-    "transform": Command(TransformConfig, run_transform, "write w = g(x) for new data with a saved model",
-                         positionals=(("model_path", "model.pt of a ginmi run"),
-                                      ("data", "data file: .npz with array x or .csv")),
-                         summary=_transform_summary),
-    "report": Command(ReportConfig, lambda config: run_report(config, _figure_writers()), "rebuild report.html of a run folder (figures redrawn, no training)",
-                      positionals=(("run_dir", "a ginmi run folder (with results.json)"),),
-                      summary=_report_summary),
+    "synthetic": Command(
+        SyntheticConfig,
+        run_synthetic,
+        "the paper's synthetic study (Section 3), end to end",
+        summary=_synthetic_summary,
+        figures=write_synthetic_figures,
+    ),
+    "images": Command(
+        ImagesConfig,
+        run_images,
+        "the paper's image study (Section 4): classification, OOD and FGSM defence by MI vs VAR",
+        summary=_images_summary,
+        figures=write_image_figures,
+    ),
+    "fit": Command(
+        FitConfig,
+        run_fit,
+        "train, score and select latents on your own .npz/.csv data",
+        positionals=(("data", "data file: .npz with arrays x, u or .csv with a label column"),),
+        summary=_fit_summary,
+        figures=write_fit_figures,
+    ),
+    "transform": Command(
+        TransformConfig,
+        run_transform,
+        "write w = g(x) for new data with a saved model",
+        positionals=(("model_path", "model.pt of a ginmi run"), ("data", "data file: .npz with array x or .csv")),
+        summary=_transform_summary,
+    ),
+    "report": Command(
+        ReportConfig,
+        lambda config: run_report(config, _figure_writers()),
+        "rebuild report.html of a run folder (figures redrawn, no training)",
+        positionals=(("run_dir", "a ginmi run folder (with results.json)"),),
+        summary=_report_summary,
+    ),
 }
 
 
@@ -168,12 +211,17 @@ def build_parser() -> argparse.ArgumentParser:
     for name, cmd in COMMANDS.items():
         p = sub.add_parser(name, help=cmd.help, description=cmd.help)
         for arg, text in cmd.positionals:
-            p.add_argument(arg, nargs="?", default=argparse.SUPPRESS,
-                           help=f"{text} (or `{arg} = ...` in the --config file)")
-        p.add_argument("--config", metavar="FILE", default=None,
-                       help="TOML file of options (keys as the options below, e.g. n_samples = 600); "
-                            "options given on the command line override it; each run folder holds "
-                            "its resolved config.toml")
+            p.add_argument(
+                arg, nargs="?", default=argparse.SUPPRESS, help=f"{text} (or `{arg} = ...` in the --config file)"
+            )
+        p.add_argument(
+            "--config",
+            metavar="FILE",
+            default=None,
+            help="TOML file of options (keys as the options below, e.g. n_samples = 600); "
+            "options given on the command line override it; each run folder holds "
+            "its resolved config.toml",
+        )
         add_arguments(p, cmd.config)
     return parser
 
@@ -185,8 +233,9 @@ def resolve_config(name: str, args: argparse.Namespace) -> Any:
     config = from_namespace(cmd.config, args, base=base)
     for arg, _ in cmd.positionals:
         if not getattr(config, arg):
-            raise ValueError(f"{name} needs {arg.upper()}: give it on the command line or as "
-                             f"`{arg} = \"...\"` in the --config file")
+            raise ValueError(
+                f'{name} needs {arg.upper()}: give it on the command line or as `{arg} = "..."` in the --config file'
+            )
     return config
 
 
@@ -200,8 +249,10 @@ def _check_unused(name: str, args: argparse.Namespace) -> None:
     given = [o for o in UNUSED_OPTIONS.get(name, ()) if o in vars(args)]
     if given:
         flags = ", ".join("--" + o.replace("_", "-") for o in given)
-        raise ValueError(f"{name} does not use {flags}: it orders the latents by MI and VAR and picks the best k "
-                         "of --k-grid by test accuracy; drop these options")
+        raise ValueError(
+            f"{name} does not use {flags}: it orders the latents by MI and VAR and picks the best k "
+            "of --k-grid by test accuracy; drop these options"
+        )
 
 
 def _check_paths(config: Any) -> None:
@@ -248,8 +299,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             _check_paths(config)
             result = cmd.run(config)
     except KeyboardInterrupt as err:
-        print(f"ginmi: {cli_vocabulary(str(err), option_names(cmd.config))}" if isinstance(err, TrainingInterrupted)
-              else "ginmi: interrupted", file=sys.stderr)
+        print(
+            f"ginmi: {cli_vocabulary(str(err), option_names(cmd.config))}"
+            if isinstance(err, TrainingInterrupted)
+            else "ginmi: interrupted",
+            file=sys.stderr,
+        )
         return 130
     except (ValueError, OSError, DivergenceError) as err:
         print(f"ginmi: error: {cli_vocabulary(_one_line(err), option_names(cmd.config))}", file=sys.stderr)

@@ -80,11 +80,15 @@ def check_run_dir(out: str | os.PathLike | None, train: TrainConfig | None = Non
     contents = [p for p in path.iterdir() if p.name != LOCK_NAME] if path.is_dir() else []
     _check_lock(path)
     if contents and not (resume or overwrite):
-        raise ValueError(f"--out {path} already holds files (an earlier run?); add --resume to continue that run, "
-                         "--overwrite to replace it, or name a new folder")
+        raise ValueError(
+            f"--out {path} already holds files (an earlier run?); add --resume to continue that run, "
+            "--overwrite to replace it, or name a new folder"
+        )
     if contents and overwrite and not any((path / name).exists() for name in ("config.toml", "results.json")):
-        raise ValueError(f"--out {path} holds files but no ginmi run (no config.toml or results.json); "
-                         "--overwrite deletes only run folders: name a new folder")
+        raise ValueError(
+            f"--out {path} holds files but no ginmi run (no config.toml or results.json); "
+            "--overwrite deletes only run folders: name a new folder"
+        )
     if resume:
         check_resume(train, path)
     return contents
@@ -110,8 +114,10 @@ def _lock_owner(path: Path) -> int | None:
 def _check_lock(path: Path) -> None:
     pid = _lock_owner(path)
     if pid is not None:
-        raise ValueError(f"--out {path} is in use by another ginmi run (process {pid}); wait for it or name "
-                         f"another folder (if no such run is alive, delete {path / LOCK_NAME})")
+        raise ValueError(
+            f"--out {path} is in use by another ginmi run (process {pid}); wait for it or name "
+            f"another folder (if no such run is alive, delete {path / LOCK_NAME})"
+        )
 
 
 def _take_lock(path: Path) -> None:
@@ -172,11 +178,13 @@ def write_run_config(run_dir: Path, command: str, config: Any) -> Path:
             flat[key] = os.path.abspath(os.path.expanduser(flat[key]))
     env = environment(flat.get("device", "auto"))
     path = Path(run_dir) / "config.toml"
-    header = "\n".join([
-        f"resolved configuration of `ginmi {command}`, written by ginmi {ginmi.__version__}",
-        f"seed: {flat.get('seed')}",
-        "environment: " + ", ".join(f"{k} {v}" for k, v in env.items() if k != "ginmi"),
-        f"repeat this run: ginmi {command} --config {shlex.quote(os.path.abspath(path))} --out NEW_FOLDER",
-    ])
+    header = "\n".join(
+        [
+            f"resolved configuration of `ginmi {command}`, written by ginmi {ginmi.__version__}",
+            f"seed: {flat.get('seed')}",
+            "environment: " + ", ".join(f"{k} {v}" for k, v in env.items() if k != "ginmi"),
+            f"repeat this run: ginmi {command} --config {shlex.quote(os.path.abspath(path))} --out NEW_FOLDER",
+        ]
+    )
     write_config_file(path, flat, header=header, comment_out=("out",))
     return path

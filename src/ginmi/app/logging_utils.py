@@ -65,8 +65,10 @@ class LogConfig:
             raise ValueError(_NO_TENSORBOARD)
 
 
-_NO_TENSORBOARD = ("--tensorboard needs the tensorboard package, which is not installed: "
-                   "pip install tensorboard (or run without --tensorboard; metrics.csv is always written)")
+_NO_TENSORBOARD = (
+    "--tensorboard needs the tensorboard package, which is not installed: "
+    "pip install tensorboard (or run without --tensorboard; metrics.csv is always written)"
+)
 
 
 def _summary_writer(log_dir: Path) -> Any:
@@ -95,8 +97,9 @@ class MetricsLogger:
     :meth:`on_epoch` to :func:`ginmi.training.train` (see :meth:`callbacks`).
     """
 
-    def __init__(self, run_dir: str | os.PathLike, train_config: TrainConfig, n_samples: int, *,
-                 tensorboard: bool = False) -> None:
+    def __init__(
+        self, run_dir: str | os.PathLike, train_config: TrainConfig, n_samples: int, *, tensorboard: bool = False
+    ) -> None:
         self.path = Path(run_dir) / "metrics.csv"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.train_config = train_config

@@ -10,9 +10,10 @@ import os
 import sys
 import time
 import warnings
+from collections.abc import Callable, Sequence
 from itertools import combinations
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import matplotlib
 import numpy as np
@@ -75,8 +76,9 @@ class FigureFolder:
         cores = usable_cores()
         child = None
         if sys.platform.startswith("linux") and cores > 1 and len(queue) > 1:
-            child = multiprocessing.get_context("fork").Process(target=_draw, args=(self.folder, queue[1::2]),
-                                                                daemon=True)
+            child = multiprocessing.get_context("fork").Process(
+                target=_draw, args=(self.folder, queue[1::2]), daemon=True
+            )
             sys.stdout.flush()  # else the child would write this process's buffered output again
             sys.stderr.flush()
             with warnings.catch_warnings():  # Python >= 3.12 warns about forking a threaded process
@@ -93,8 +95,14 @@ class FigureFolder:
         return self.written
 
 
-def _subplots(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float] | None = None,
-              layout: str | None = None, **kwargs: Any) -> tuple[Figure, Any]:
+def _subplots(
+    nrows: int = 1,
+    ncols: int = 1,
+    *,
+    figsize: tuple[float, float] | None = None,
+    layout: str | None = None,
+    **kwargs: Any,
+) -> tuple[Figure, Any]:
     """``pyplot.subplots`` without pyplot: a plain :class:`Figure` on its own Agg canvas draws and saves
     without a display, while a notebook user's backend stays as it is (no ``matplotlib.use``)."""
     fig = Figure(figsize=figsize, layout=layout)
@@ -126,9 +134,19 @@ OUTLIER_STYLE = {"c": "k", "marker": "x", "s": 6.0, "linewidths": 0.6}
 """Outliers are black crosses: no class colour (tab10) is black."""
 
 
-def _scatter(ax: Axes, a: np.ndarray, b: np.ndarray, u: np.ndarray, title: str, size: float = 2.0, *,
-             xlabel: str = "", ylabel: str = "", legend: bool = True,
-             class_names: Sequence[Any] | None = None) -> None:
+def _scatter(
+    ax: Axes,
+    a: np.ndarray,
+    b: np.ndarray,
+    u: np.ndarray,
+    title: str,
+    size: float = 2.0,
+    *,
+    xlabel: str = "",
+    ylabel: str = "",
+    legend: bool = True,
+    class_names: Sequence[Any] | None = None,
+) -> None:
     """Points coloured by class index (tab10), axis labels, and a legend naming each class shown."""
     idx = _thin(len(a))
     u = np.asarray(u)
@@ -141,30 +159,43 @@ def _scatter(ax: Axes, a: np.ndarray, b: np.ndarray, u: np.ndarray, title: str, 
         _class_legend(ax, u, class_names=class_names)
 
 
-def _class_legend(ax: Axes, u: np.ndarray, max_classes: int = 10, class_names: Sequence[Any] | None = None,
-                  **extra: Any) -> None:
+def _class_legend(
+    ax: Axes, u: np.ndarray, max_classes: int = 10, class_names: Sequence[Any] | None = None, **extra: Any
+) -> None:
     """A legend with one tab10 dot per class (the first ``max_classes``; named ``class_names[c]``, else
     ``class c``) plus the ``extra`` handles."""
     from matplotlib.lines import Line2D
 
     colours = matplotlib.colormaps["tab10"].colors
     classes = np.unique(np.asarray(u).astype(int))[:max_classes]
-    names = [str(class_names[c]) if class_names is not None and 0 <= c < len(class_names) else f"class {c}"
-             for c in classes]
-    handles = [Line2D([], [], ls="", marker="o", ms=4, color=colours[min(max(c, 0), 9)], label=name)
-               for c, name in zip(classes, names)]
+    names = [
+        str(class_names[c]) if class_names is not None and 0 <= c < len(class_names) else f"class {c}" for c in classes
+    ]
+    handles = [
+        Line2D([], [], ls="", marker="o", ms=4, color=colours[min(max(c, 0), 9)], label=name)
+        for c, name in zip(classes, names)
+    ]
     handles += [Line2D([], [], ls="", label=label, **style) for label, style in extra.items()]
     ax.legend(handles=handles, fontsize=6, loc="best", framealpha=0.7, handletextpad=0.2, borderpad=0.3)
 
 
-def projections(values: np.ndarray, u: np.ndarray, pairs: Sequence[tuple[int, int]], title: str,
-                axis_label: str = "dim") -> Figure:
+def projections(
+    values: np.ndarray, u: np.ndarray, pairs: Sequence[tuple[int, int]], title: str, axis_label: str = "dim"
+) -> Figure:
     """2-D projections of ``values`` onto the given dimension pairs, coloured by label (Figs. 1-2);
     the axes are labelled ``f"{axis_label} {i}"``."""
     fig, axes = _subplots(1, len(pairs), figsize=(3.2 * len(pairs), 3.4), squeeze=False, layout="constrained")
     for n, (ax, (i, j)) in enumerate(zip(axes[0], pairs)):
-        _scatter(ax, values[:, i], values[:, j], u, f"projection on dims ({i}, {j})",
-                 xlabel=f"{axis_label} {i}", ylabel=f"{axis_label} {j}", legend=n == 0)
+        _scatter(
+            ax,
+            values[:, i],
+            values[:, j],
+            u,
+            f"projection on dims ({i}, {j})",
+            xlabel=f"{axis_label} {i}",
+            ylabel=f"{axis_label} {j}",
+            legend=n == 0,
+        )
     fig.suptitle(title, fontsize=10)
     return fig
 
@@ -187,11 +218,12 @@ def all_projections(values: np.ndarray, u: np.ndarray, title: str, panel: int = 
     lo, hi = v.min(0), v.max(0)
     pix = np.floor((v - lo) / np.where(hi > lo, hi - lo, 1.0) * (panel - 2)).astype(int)
     rgb = np.asarray(matplotlib.colormaps["tab10"].colors)[np.asarray(u)[idx] % 10]
-    fig, ax = _subplots(figsize=(1.9 * cols, 1.9 * cols * canvas.shape[0] / canvas.shape[1] + 0.5),
-                        layout="constrained")
+    fig, ax = _subplots(
+        figsize=(1.9 * cols, 1.9 * cols * canvas.shape[0] / canvas.shape[1] + 0.5), layout="constrained"
+    )
     for n, (i, j) in enumerate(pairs):
         top, left = (n // cols) * cell_h + label, (n % cols) * cell_w
-        canvas[top:top + panel, left:left + panel] = 0.97  # panel background
+        canvas[top : top + panel, left : left + panel] = 0.97  # panel background
         y, x = top + panel - 2 - pix[:, j], left + pix[:, i]
         for dy in (0, 1):
             for dx in (0, 1):
@@ -203,8 +235,14 @@ def all_projections(values: np.ndarray, u: np.ndarray, title: str, panel: int = 
     return fig
 
 
-def _decay(ax: Axes, learned: np.ndarray, true: np.ndarray | None, ylabel: str,
-           band: tuple[np.ndarray, np.ndarray] | None = None, null_level: float | None = None) -> None:
+def _decay(
+    ax: Axes,
+    learned: np.ndarray,
+    true: np.ndarray | None,
+    ylabel: str,
+    band: tuple[np.ndarray, np.ndarray] | None = None,
+    null_level: float | None = None,
+) -> None:
     order = np.argsort(-learned, kind="stable")
     ranks = np.arange(1, len(learned) + 1)
     if true is not None:
@@ -239,12 +277,28 @@ def criteria_figure(
     fig, axes = _subplots(1, 4, figsize=(15, 3.4))
     v = np.argsort(-var_scores, kind="stable")[:2]
     m = np.argsort(-mi_scores, kind="stable")[:2]
-    _scatter(axes[0], w[:, v[0]], w[:, v[1]], u, f"(a) top-2 by VAR: dims {v[0]}, {v[1]}",
-             xlabel=f"w_{v[0]}", ylabel=f"w_{v[1]}", class_names=class_names)
+    _scatter(
+        axes[0],
+        w[:, v[0]],
+        w[:, v[1]],
+        u,
+        f"(a) top-2 by VAR: dims {v[0]}, {v[1]}",
+        xlabel=f"w_{v[0]}",
+        ylabel=f"w_{v[1]}",
+        class_names=class_names,
+    )
     _decay(axes[1], var_scores, true_var, "standard deviation")
     axes[1].set_title("(b) std decay", fontsize=9)
-    _scatter(axes[2], w[:, m[0]], w[:, m[1]], u, f"(c) top-2 by MI: dims {m[0]}, {m[1]}",
-             xlabel=f"w_{m[0]}", ylabel=f"w_{m[1]}", class_names=class_names)
+    _scatter(
+        axes[2],
+        w[:, m[0]],
+        w[:, m[1]],
+        u,
+        f"(c) top-2 by MI: dims {m[0]}, {m[1]}",
+        xlabel=f"w_{m[0]}",
+        ylabel=f"w_{m[1]}",
+        class_names=class_names,
+    )
     _decay(axes[3], mi_scores, true_mi, "I(w_i; u) [nats]", band=mi_band, null_level=mi_null)
     axes[3].set_title("(d) MI decay", fontsize=9)
     fig.tight_layout()
@@ -265,8 +319,10 @@ def loss_curve(epoch_loss: Sequence[float]) -> Figure:
 def decay_curves(mi_scores: np.ndarray, std_scores: np.ndarray, best_k: dict[str, int] | None = None) -> Figure:
     """Paper Fig. 6 (right): MI and standard deviation of every latent, each sorted decreasingly."""
     fig, axes = _subplots(1, 2, figsize=(10, 3.4))
-    for ax, scores, label, key in ((axes[0], mi_scores, "I(w_i; u) [nats]", "mi"),
-                                   (axes[1], std_scores, "standard deviation", "var")):
+    for ax, scores, label, key in (
+        (axes[0], mi_scores, "I(w_i; u) [nats]", "mi"),
+        (axes[1], std_scores, "standard deviation", "var"),
+    ):
         ranks = np.arange(1, len(scores) + 1)
         ax.plot(ranks, np.sort(scores)[::-1], "k-", lw=1.2)
         if best_k and key in best_k:
@@ -280,8 +336,9 @@ def decay_curves(mi_scores: np.ndarray, std_scores: np.ndarray, best_k: dict[str
     return fig
 
 
-def accuracy_vs_k_figure(ks: Sequence[int], curves: dict[str, Sequence[float]],
-                         best_k: dict[str, int] | None = None) -> Figure:
+def accuracy_vs_k_figure(
+    ks: Sequence[int], curves: dict[str, Sequence[float]], best_k: dict[str, int] | None = None
+) -> Figure:
     """Paper Fig. 6 (left): test accuracy against the number of selected latents, one curve per order."""
     fig, ax = _subplots(figsize=(5.5, 3.6))
     colors = {"mi": "tab:blue", "var": "tab:orange"}
@@ -311,8 +368,12 @@ def roc_figure(curves: dict[str, tuple[np.ndarray, np.ndarray, float]]) -> Figur
     return fig
 
 
-def image_grid(images: np.ndarray, title: str = "", row_labels: Sequence[str] | None = None,
-               col_labels: Sequence[str] | None = None) -> Figure:
+def image_grid(
+    images: np.ndarray,
+    title: str = "",
+    row_labels: Sequence[str] | None = None,
+    col_labels: Sequence[str] | None = None,
+) -> Figure:
     """Grid of grey images ``(rows, cols, H, W)`` (or ``(rows, cols, 1, H, W)``), values clipped to ``[0, 1]``.
 
     Drawn as one mosaic (a 1-pixel white gap between images) on a single axes, which is fast
@@ -325,7 +386,7 @@ def image_grid(images: np.ndarray, title: str = "", row_labels: Sequence[str] | 
     mosaic = np.ones((rows * (h + 1) - 1, cols * (w + 1) - 1))
     for r in range(rows):
         for c in range(cols):
-            mosaic[r * (h + 1):r * (h + 1) + h, c * (w + 1):c * (w + 1) + w] = np.clip(images[r, c], 0, 1)
+            mosaic[r * (h + 1) : r * (h + 1) + h, c * (w + 1) : c * (w + 1) + w] = np.clip(images[r, c], 0, 1)
     fig, ax = _subplots(figsize=(0.6 * cols + 1.0, 0.6 * rows + 0.6))
     ax.imshow(mosaic, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.set_xticks([c * (w + 1) + w / 2 - 0.5 for c in range(cols)] if col_labels is not None else [])
@@ -361,8 +422,13 @@ def _spread(ax: Axes, x: np.ndarray, curves: np.ndarray, color: str | None, labe
             ax.plot(x, c, "-", color=color, lw=0.5, alpha=0.5)
 
 
-def curves_vs_k(panels: dict[str, dict[str, np.ndarray]], ylabel: str, *,
-                bounds: dict[str, np.ndarray] | None = None, title: str = "") -> Figure:
+def curves_vs_k(
+    panels: dict[str, dict[str, np.ndarray]],
+    ylabel: str,
+    *,
+    bounds: dict[str, np.ndarray] | None = None,
+    title: str = "",
+) -> Figure:
     """Paper Figs. 4-5 (right): a score against the number ``k`` of selected dims, one panel per setting.
 
     ``panels[name][order]`` is an array ``(n_trials, d)`` whose column ``k - 1`` is the score with the
@@ -370,13 +436,19 @@ def curves_vs_k(panels: dict[str, dict[str, np.ndarray]], ylabel: str, *,
     ``bounds[name]`` (one value per trial) is drawn as a dashed line with its range (Fig. 4's
     asymptotic bound).
     """
-    fig, axes = _subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6 if title else 3.4), squeeze=False,
-                          layout="constrained")  # constrained layout keeps the suptitle above the panel titles
+    fig, axes = _subplots(
+        1, len(panels), figsize=(4.2 * len(panels), 3.6 if title else 3.4), squeeze=False, layout="constrained"
+    )  # constrained layout keeps the suptitle above the panel titles
     for ax, (name, curves) in zip(axes[0], panels.items()):
         for order, values in curves.items():
             values = np.atleast_2d(values)
-            _spread(ax, np.arange(1, values.shape[1] + 1), values, _ORDER_COLORS.get(order),
-                    ORDER_LABELS.get(order, order.upper()))
+            _spread(
+                ax,
+                np.arange(1, values.shape[1] + 1),
+                values,
+                _ORDER_COLORS.get(order),
+                ORDER_LABELS.get(order, order.upper()),
+            )
         if bounds is not None and name in bounds:
             b = np.atleast_1d(np.asarray(bounds[name], dtype=float))
             ax.axhline(b.mean(), color="k", ls="--", lw=1, label="Bayes bound")
@@ -391,8 +463,9 @@ def curves_vs_k(panels: dict[str, dict[str, np.ndarray]], ylabel: str, *,
     return fig
 
 
-def roc_curves_spread(fpr: np.ndarray, tprs: dict[str, np.ndarray], aurocs: dict[str, np.ndarray],
-                      title: str = "ROC") -> Figure:
+def roc_curves_spread(
+    fpr: np.ndarray, tprs: dict[str, np.ndarray], aurocs: dict[str, np.ndarray], title: str = "ROC"
+) -> Figure:
     """ROC curves on a common false-positive grid, ``tprs[label]`` of shape ``(n_trials, len(fpr))``;
     mean line, min-max band over trials, mean AUROC in the legend (paper Figs. 5, 7)."""
     fig, ax = _subplots(figsize=(4.2, 4.0))
@@ -409,8 +482,9 @@ def roc_curves_spread(fpr: np.ndarray, tprs: dict[str, np.ndarray], aurocs: dict
     return fig
 
 
-def sorted_scores_spread(panels: dict[str, dict[str, np.ndarray]], true: dict[str, dict[str, np.ndarray]] | None = None
-                         ) -> Figure:
+def sorted_scores_spread(
+    panels: dict[str, dict[str, np.ndarray]], true: dict[str, dict[str, np.ndarray]] | None = None
+) -> Figure:
     """Decay of the sorted MI and std scores over trials (paper Figs. 3b/d, 8c/e, 10-11 c/e).
 
     ``panels[name]`` maps ``"mi"`` and ``"std"`` to arrays ``(n_trials, d)`` of sorted scores;
@@ -436,8 +510,13 @@ def sorted_scores_spread(panels: dict[str, dict[str, np.ndarray]], true: dict[st
     return fig
 
 
-def correlation_heatmaps(matrices: Sequence[np.ndarray], titles: Sequence[str], *,
-                         ylabel: str = "true latent (z, eps) dim", row_names: Sequence[str] | None = None) -> Figure:
+def correlation_heatmaps(
+    matrices: Sequence[np.ndarray],
+    titles: Sequence[str],
+    *,
+    ylabel: str = "true latent (z, eps) dim",
+    row_names: Sequence[str] | None = None,
+) -> Figure:
     """|correlation| between true latents (rows) and learned ``w`` (columns), one panel per
     trained model (paper Fig. 9). ``matrices[i]`` has rows = dims of ``w``, columns = true latents
     (or what ``ylabel`` names, e.g. the input features, with ``row_names`` as tick labels)."""
@@ -459,14 +538,21 @@ def correlation_heatmaps(matrices: Sequence[np.ndarray], titles: Sequence[str], 
     return fig
 
 
-def ood_latent_figure(normal: np.ndarray, u: np.ndarray, outlier: np.ndarray, dims: tuple[int, int] = (0, 1)
-                      ) -> Figure:
+def ood_latent_figure(normal: np.ndarray, u: np.ndarray, outlier: np.ndarray, dims: tuple[int, int] = (0, 1)) -> Figure:
     """Paper Fig. 5 (left): normal latents (coloured by label) and outliers (black crosses, a colour no
     class has) on the informative dims."""
     fig, ax = _subplots(figsize=(4.6, 4.2))
     i, j = dims
-    _scatter(ax, normal[:, i], normal[:, j], u, f"latent dims ({i}, {j}): normal and outliers",
-             xlabel=f"latent dim {i}", ylabel=f"latent dim {j}", legend=False)
+    _scatter(
+        ax,
+        normal[:, i],
+        normal[:, j],
+        u,
+        f"latent dims ({i}, {j}): normal and outliers",
+        xlabel=f"latent dim {i}",
+        ylabel=f"latent dim {j}",
+        legend=False,
+    )
     idx = _thin(len(outlier), 1)
     ax.scatter(outlier[idx, i], outlier[idx, j], **OUTLIER_STYLE)
     _class_legend(ax, u, **{"outliers (Eq. 17)": {"color": "k", "marker": "x", "ms": 4}})

@@ -38,10 +38,11 @@ import functools
 import html
 import json
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -76,35 +77,35 @@ __all__ = [
 HOLDS, DOES_NOT_HOLD, NOT_EVALUATED = "holds", "does not hold", "not evaluated"
 
 # thresholds of the verdicts (stated in the report next to each claim)
-NEAR_BAYES = 0.02          # accuracy within 2 points of the Bayes bound counts as "near"
-VAR_GAP_ACCURACY = 0.05    # VAR "not competent": at least 5 points below MI at every k <= n
-MI_GAP_AUROC = 0.10        # MI "far above" VAR: AUROC at least 0.10 higher at every k <= n
-MCC_PERMUTATION = 0.90     # |correlation| matrix "near a permutation": MCC >= 0.9 in every trial
-STD_DISTORTION = 0.25      # stds "approximately preserved": ratio spread <= 1/4 of the true stds' spread
-BASELINE_MARGIN = 0.02     # training must beat the best baseline (raw x, untrained, FastICA) by more than this MCC
-SAME_ACCURACY = 0.02       # trainable vs batch statistics "alike": accuracy and AUROC within 0.02,
-SAME_MCC = 0.05            # MCC within 0.05 and the same MI recovery rate
+NEAR_BAYES = 0.02  # accuracy within 2 points of the Bayes bound counts as "near"
+VAR_GAP_ACCURACY = 0.05  # VAR "not competent": at least 5 points below MI at every k <= n
+MI_GAP_AUROC = 0.10  # MI "far above" VAR: AUROC at least 0.10 higher at every k <= n
+MCC_PERMUTATION = 0.90  # |correlation| matrix "near a permutation": MCC >= 0.9 in every trial
+STD_DISTORTION = 0.25  # stds "approximately preserved": ratio spread <= 1/4 of the true stds' spread
+BASELINE_MARGIN = 0.02  # training must beat the best baseline (raw x, untrained, FastICA) by more than this MCC
+SAME_ACCURACY = 0.02  # trainable vs batch statistics "alike": accuracy and AUROC within 0.02,
+SAME_MCC = 0.05  # MCC within 0.05 and the same MI recovery rate
 
 FIGURE_CAPTIONS = {
     "latent_projections.png": "Fig. 1: 2-D projections of the true latent (z, eps), coloured by label u.",
     "data_projections.png": "Fig. 2: the same projections of the data x = f(z, eps).",
     "criteria.png": "Fig. 3: the 2 dims of w with the largest VAR score and with the largest MI, and the decay of "
-                    "both scores beside the true latents (first trial of the main setting).",
+    "both scores beside the true latents (first trial of the main setting).",
     "decay.png": "Figs. 3b/d, 8c/e, 10-11c/e: sorted MI and std of w (black) and of the true latents (grey) for "
-                 "every setting; line = mean over trials, band = min to max.",
+    "every setting; line = mean over trials, band = min to max.",
     "accuracy_vs_k.png": "Fig. 4: test accuracy of the Bayes classifier (Eq. 6) with the top-k dims of the MI and "
-                         "VAR orders; dashed: Bayes accuracy of the true mixture on the true latents.",
+    "VAR orders; dashed: Bayes accuracy of the true mixture on the true latents.",
     "auroc_vs_k.png": "Fig. 5 (right): AUROC of OOD detection by the density of the top-k dims.",
     "roc.png": "ROC curves of OOD detection with the top-n dims of each order.",
     "ood_latent.png": "Fig. 5 (left): test latents (coloured by label) and the Eq. 17 outliers (black crosses) on "
-                      "the informative dims.",
+    "the informative dims.",
     "all_pairs_latent.png": "Fig. 12: all 2-D projections of the latent (z, eps).",
     "all_pairs_data.png": "Fig. 13: all 2-D projections of the data x.",
     "all_pairs_w.png": "Fig. 14: all 2-D projections of the learned w.",
 }
 _FIGURE_PREFIX_CAPTIONS = {
     "correlation_": "Fig. 9: |correlation| between the true latents (rows) and the learned w (columns), one panel "
-                    "per independently trained model",
+    "per independently trained model",
     "criteria_": "Figs. 8, 10, 11: top-2 VAR and top-2 MI dims of w and the score decays",
     "loss": "training loss per epoch",
 }
@@ -116,42 +117,59 @@ def _command_captions(results: dict[str, Any]) -> tuple[dict[str, str], dict[str
     command = results.get("command")
     if command == "fit":
         where = results.get("accuracy_vs_k", {}).get("evaluated_on", "training data")
-        on = ("the training data: training accuracy, no --test-data given" if where == "training data"
-              else f"the held-out file {where} (test accuracy)")
+        on = (
+            "the training data: training accuracy, no --test-data given"
+            if where == "training data"
+            else f"the held-out file {where} (test accuracy)"
+        )
         auroc = results.get("auroc_vs_k", {})
         ood = f"{auroc.get('normal', where)} (normal) against {auroc.get('outliers', '--ood-data')} (outliers)"
         k = results.get("roc", {}).get("k", "n")
         return {
             "accuracy_vs_k.png": f"accuracy of the Bayes classifier (Eq. 6) with the top-k dims of w in the MI and "
-                                 f"VAR orders, on {on}.",
+            f"VAR orders, on {on}.",
             "auroc_vs_k.png": f"AUROC of OOD detection by the density of the top-k dims of w: {ood}.",
             "roc.png": f"ROC curves of OOD detection with the top-{k} dims of each order (k: the number MI "
-                       f"selects): {ood}.",
+            f"selects): {ood}.",
             "criteria.png": "the 2 dims of w with the largest VAR score and with the largest MI (training data, "
-                            "coloured by label), and the sorted scores of every dim (no true latents in a fit run).",
+            "coloured by label), and the sorted scores of every dim (no true latents in a fit run).",
             "feature_correlation.png": "|correlation| between the learned w (columns) and the input features x "
-                                       "(rows) on the training data: which features each latent mixes.",
+            "(rows) on the training data: which features each latent mixes.",
         }, {"loss": "training loss per epoch"}
     if command == "images":
         data = results.get("data", {})
         name, ood = data.get("dataset", "the training images"), data.get("ood", "the OOD images")
         return {
             "decay.png": f"as the paper's Fig. 6 (right), on {name}: MI and std of every latent, sorted "
-                         "(log rank); dashed: the best k of each order.",
+            "(log rank); dashed: the best k of each order.",
             "accuracy_vs_k.png": f"as the paper's Fig. 6 (left), on {name}: test accuracy of the Bayes classifier "
-                                 "with the top-k latents of the MI and VAR orders, on the k grid.",
+            "with the top-k latents of the MI and VAR orders, on the k grid.",
             "roc.png": f"as the paper's Fig. 7: ROC of OOD detection, {name} test images (normal) against {ood} "
-                       "(outliers), by the density of each order's best-k latents.",
+            "(outliers), by the density of each order's best-k latents.",
             "samples.png": f"samples of each class of {name}: the top-k MI latents drawn from the class Gaussian, "
-                           "the others at the class mean, decoded by the inverse flow.",
-        }, {"variation_": "one class's variation along each of its top MI latents, from mu - 3 sigma to "
-                          "mu + 3 sigma (rows: latents, columns: steps)",
-            "loss": "training loss per epoch"}
+            "the others at the class mean, decoded by the inverse flow.",
+        }, {
+            "variation_": "one class's variation along each of its top MI latents, from mu - 3 sigma to "
+            "mu + 3 sigma (rows: latents, columns: steps)",
+            "loss": "training loss per epoch",
+        }
     return {}, {}
 
 
-_FIGURE_ORDER = ["latent_projections", "data_projections", "criteria", "decay", "accuracy_vs_k", "auroc_vs_k",
-                 "roc", "ood_latent", "correlation_", "criteria_", "all_pairs_", "loss"]
+_FIGURE_ORDER = [
+    "latent_projections",
+    "data_projections",
+    "criteria",
+    "decay",
+    "accuracy_vs_k",
+    "auroc_vs_k",
+    "roc",
+    "ood_latent",
+    "correlation_",
+    "criteria_",
+    "all_pairs_",
+    "loss",
+]
 
 
 def reported_results() -> dict[str, Any]:
@@ -228,8 +246,12 @@ def _claim(text: str, measured: str, verdict: str, rule: str, setting: str = "")
 
 
 def _missing(text: str, what: str) -> Claim:
-    return _claim(text, f"not run: needs the {what} setting", NOT_EVALUATED,
-                  f"run `ginmi synthetic --trials N` (N > 1) or pass --variants with {what}")
+    return _claim(
+        text,
+        f"not run: needs the {what} setting",
+        NOT_EVALUATED,
+        f"run `ginmi synthetic --trials N` (N > 1) or pass --variants with {what}",
+    )
 
 
 def _verdict(ok: bool) -> str:
@@ -245,17 +267,24 @@ def _claim_recovery(text: str, settings: Settings, n: int) -> Claim:
     var, _ = _top_n_correct(trials, "var")
     var_std, _ = _top_n_correct(trials, "var_std")
     gain = _gain(trials, "informative")
-    measured = (f"top-{n} by MI are the true informative latents in {mi}/{total} trials; "
-                f"top-{n} by VAR (class-RMS std, GIN's code) in {var}/{total}, by VAR as plain std in "
-                f"{var_std}/{total}")
+    measured = (
+        f"top-{n} by MI are the true informative latents in {mi}/{total} trials; "
+        f"top-{n} by VAR (class-RMS std, GIN's code) in {var}/{total}, by VAR as plain std in "
+        f"{var_std}/{total}"
+    )
     if gain is not None:
         measured += f"; MCC on the informative latents minus the best baseline's: {_fmt(gain)}"
     ok = mi == total and var < total / 2 and (gain is None or bool(np.mean(gain) > BASELINE_MARGIN))
-    return _claim(text, measured, _verdict(ok),
-                  f"holds if MI's top-{n} is the true set in every trial, VAR's (class-RMS) in fewer than half, "
-                  f"and the trained flow recovers the informative latents better than every baseline (raw x, "
-                  f"the untrained model, FastICA: mean MCC gain > {BASELINE_MARGIN}) "
-                  "(true set: the w dims matched to z by the Hungarian matching of |correlation|)", name)
+    return _claim(
+        text,
+        measured,
+        _verdict(ok),
+        f"holds if MI's top-{n} is the true set in every trial, VAR's (class-RMS) in fewer than half, "
+        f"and the trained flow recovers the informative latents better than every baseline (raw x, "
+        f"the untrained model, FastICA: mean MCC gain > {BASELINE_MARGIN}) "
+        "(true set: the w dims matched to z by the Hungarian matching of |correlation|)",
+        name,
+    )
 
 
 def _gain(trials: Sequence[TrialEvaluation | FitResults], key: str) -> list[float] | None:
@@ -269,15 +298,17 @@ def _scored_representations(trial: TrialEvaluation | FitResults) -> list[tuple[s
     """``(name, mcc, top_n_correct by order)`` of the trained flow and of each baseline of one trial."""
     assert trial.mcc is not None and trial.recovery is not None and trial.baselines is not None
     trained = {o: trial.recovery[o].top_n_correct for o in ("mi", "var", "var_std")}
-    return [("trained GIN", trial.mcc, trained)] + [(name, b.mcc, b.top_n_correct)
-                                                     for name, b in trial.baselines.items()]
+    return [("trained GIN", trial.mcc, trained)] + [
+        (name, b.mcc, b.top_n_correct) for name, b in trial.baselines.items()
+    ]
 
 
 def value_added_rows(results: dict[str, Any]) -> list[list[str]]:
     """The report's first table: the trained flow beside each baseline, per setting (mean ± std over trials)."""
     rows = []
     runs: list[tuple[str, Sequence[TrialEvaluation | FitResults]]] = [
-        (name, [t.evaluation for t in run.trials]) for name, run in _settings(results).items()]
+        (name, [t.evaluation for t in run.trials]) for name, run in _settings(results).items()
+    ]
     if not runs and "value_added" in results:  # fit on a file with true latents
         runs = [("this run", [FitResults.from_json(results)])]
     for name, trials in runs:
@@ -287,10 +318,18 @@ def value_added_rows(results: dict[str, Any]) -> list[list[str]]:
         for who in per_trial[0]:
             scored = [p[who] for p in per_trial]
             tops = [f"{sum(top[o] for _, top in scored)}/{len(scored)}" for o in ("mi", "var", "var_std")]
-            rows.append([name, who, _fmt([m.informative for m, _ in scored]), _fmt([m.all for m, _ in scored]),
-                         *tops])
-        rows.append([name, "value added (trained - best baseline)",
-                     _fmt(_gain(trials, "informative") or []), _fmt(_gain(trials, "all") or []), "", "", ""])
+            rows.append([name, who, _fmt([m.informative for m, _ in scored]), _fmt([m.all for m, _ in scored]), *tops])
+        rows.append(
+            [
+                name,
+                "value added (trained - best baseline)",
+                _fmt(_gain(trials, "informative") or []),
+                _fmt(_gain(trials, "all") or []),
+                "",
+                "",
+                "",
+            ]
+        )
     return rows
 
 
@@ -304,11 +343,18 @@ def _claim_sharp_drop(text: str, settings: Settings, n: int) -> Claim:
     decays = [t.criteria["mi"].sorted_scores for t in trials]
     at_n, total = _count(decays, lambda d: sharp_drop(np.asarray(d)) == n)
     ratios = [d[n - 1] / max(d[n], 1e-3) for d in decays]
-    measured = (f"largest drop of the sorted MI at rank {n} -> {n + 1} in {at_n}/{total} trials; "
-                f"MI(rank {n}) / max(MI(rank {n + 1}), 0.001) = {_fmt(ratios, 1)}")
-    return _claim(text, measured, _verdict(at_n == total),
-                  f"holds if the largest log-drop of the sorted MI (ginmi's sharp-drop rule) is between "
-                  f"rank {n} and {n + 1} in every trial", name)
+    measured = (
+        f"largest drop of the sorted MI at rank {n} -> {n + 1} in {at_n}/{total} trials; "
+        f"MI(rank {n}) / max(MI(rank {n + 1}), 0.001) = {_fmt(ratios, 1)}"
+    )
+    return _claim(
+        text,
+        measured,
+        _verdict(at_n == total),
+        f"holds if the largest log-drop of the sorted MI (ginmi's sharp-drop rule) is between "
+        f"rank {n} and {n + 1} in every trial",
+        name,
+    )
 
 
 def _claim_classification(text: str, settings: Settings, n: int) -> Claim:
@@ -320,13 +366,20 @@ def _claim_classification(text: str, settings: Settings, n: int) -> Claim:
     bound = np.array([t.accuracy_vs_k.bayes_bound for t in trials])
     gaps = [_accuracy(trials, "mi", k).mean() - _accuracy(trials, "var", k).mean() for k in range(1, n + 1)]
     parts = [f"accuracy with the top-{n} MI dims {_fmt(mi_n)}, Bayes bound {_fmt(bound)}"]
-    parts += [f"k={k}: MI {_fmt(_accuracy(trials, 'mi', k))} vs VAR {_fmt(_accuracy(trials, 'var', k))}"
-              for k in range(1, n + 1)]
+    parts += [
+        f"k={k}: MI {_fmt(_accuracy(trials, 'mi', k))} vs VAR {_fmt(_accuracy(trials, 'var', k))}"
+        for k in range(1, n + 1)
+    ]
     ok = mi_n.mean() >= bound.mean() - NEAR_BAYES and min(gaps) >= VAR_GAP_ACCURACY
-    return _claim(text, "; ".join(parts), _verdict(ok),
-                  f"holds if the mean accuracy with the top-{n} MI dims is within {NEAR_BAYES} of the mean "
-                  f"Bayes bound and VAR's mean accuracy is at least {VAR_GAP_ACCURACY} below MI's at every "
-                  f"k <= {n} (held-out test set)", name)
+    return _claim(
+        text,
+        "; ".join(parts),
+        _verdict(ok),
+        f"holds if the mean accuracy with the top-{n} MI dims is within {NEAR_BAYES} of the mean "
+        f"Bayes bound and VAR's mean accuracy is at least {VAR_GAP_ACCURACY} below MI's at every "
+        f"k <= {n} (held-out test set)",
+        name,
+    )
 
 
 def _claim_auroc(text: str, settings: Settings, n: int) -> Claim:
@@ -335,17 +388,23 @@ def _claim_auroc(text: str, settings: Settings, n: int) -> Claim:
         return _missing(text, "high-noise trainable (main)")
     name, trials = found
     gaps = [_auroc(trials, "mi", k).mean() - _auroc(trials, "var", k).mean() for k in range(1, n + 1)]
-    parts = [f"k={k}: AUROC MI {_fmt(_auroc(trials, 'mi', k))} vs VAR {_fmt(_auroc(trials, 'var', k))}"
-             for k in range(1, n + 1)]
-    return _claim(text, "; ".join(parts), _verdict(min(gaps) >= MI_GAP_AUROC),
-                  f"holds if MI's mean AUROC exceeds VAR's by at least {MI_GAP_AUROC} at every k <= {n} "
-                  "(test set: as many Eq. 17 outliers as normal samples)", name)
+    parts = [
+        f"k={k}: AUROC MI {_fmt(_auroc(trials, 'mi', k))} vs VAR {_fmt(_auroc(trials, 'var', k))}"
+        for k in range(1, n + 1)
+    ]
+    return _claim(
+        text,
+        "; ".join(parts),
+        _verdict(min(gaps) >= MI_GAP_AUROC),
+        f"holds if MI's mean AUROC exceeds VAR's by at least {MI_GAP_AUROC} at every k <= {n} "
+        "(test set: as many Eq. 17 outliers as normal samples)",
+        name,
+    )
 
 
 def _distortion(trials: Sequence[TrialEvaluation]) -> np.ndarray:
     """Per trial: spread of the log10 std ratios of matched dims over the spread of the true stds' log10."""
-    return np.array([t.std_preservation.log10_ratio_range / t.std_preservation.log10_true_std_range
-                     for t in trials])
+    return np.array([t.std_preservation.log10_ratio_range / t.std_preservation.log10_true_std_range for t in trials])
 
 
 def _claim_low_noise(text: str, settings: Settings, n: int) -> Claim:
@@ -357,18 +416,25 @@ def _claim_low_noise(text: str, settings: Settings, n: int) -> Claim:
     mi, _ = _top_n_correct(trials, "mi")
     distortion = _distortion(trials)
     ratios = np.array([t.std_preservation.ratio for t in trials])
-    measured = (f"top-{n} by VAR are the true informative latents in {var}/{total} trials (MI: {mi}/{total}); "
-                f"std(w_j)/std(matched true latent) from {ratios.min():.2f} to {ratios.max():.2f}; spread of "
-                f"their log10 / spread of the true stds' log10 = {_fmt(distortion, 2)}")
+    measured = (
+        f"top-{n} by VAR are the true informative latents in {var}/{total} trials (MI: {mi}/{total}); "
+        f"std(w_j)/std(matched true latent) from {ratios.min():.2f} to {ratios.max():.2f}; spread of "
+        f"their log10 / spread of the true stds' log10 = {_fmt(distortion, 2)}"
+    )
     ok = var > total / 2 and float(np.median(distortion)) <= STD_DISTORTION
     high = _find_setting(settings, "high", "trainable")
     if high is not None:
         measured += f" (high noise: {_fmt(_distortion(high[1]), 2)})"
-    return _claim(text, measured, _verdict(ok),
-                  f"holds if VAR's top-{n} is the true set in more than half the low-noise trials and, in the "
-                  f"median trial, the std ratios of matched dims spread over at most {STD_DISTORTION} of the "
-                  "decades the true stds spread over (stds of w are in units of the standardised data, so "
-                  "only the spread of the ratios counts)", name)
+    return _claim(
+        text,
+        measured,
+        _verdict(ok),
+        f"holds if VAR's top-{n} is the true set in more than half the low-noise trials and, in the "
+        f"median trial, the std ratios of matched dims spread over at most {STD_DISTORTION} of the "
+        "decades the true stds spread over (stds of w are in units of the standardised data, so "
+        "only the spread of the ratios counts)",
+        name,
+    )
 
 
 def _claim_permutation(text: str, settings: Settings, n: int) -> Claim:
@@ -379,15 +445,22 @@ def _claim_permutation(text: str, settings: Settings, n: int) -> Claim:
     values = np.array([t.mcc.all for t in trials])
     inf = np.array([t.mcc.informative for t in trials])
     gain = _gain(trials, "all")
-    measured = (f"MCC over all {len(trials[0].correlation)} dims {_fmt(values)} (min {values.min():.3f}); "
-                f"informative dims {_fmt(inf)}")
+    measured = (
+        f"MCC over all {len(trials[0].correlation)} dims {_fmt(values)} (min {values.min():.3f}); "
+        f"informative dims {_fmt(inf)}"
+    )
     if gain is not None:
         measured += f"; MCC over all dims minus the best baseline's: {_fmt(gain)}"
     ok = bool(values.min() >= MCC_PERMUTATION) and (gain is None or bool(np.mean(gain) > BASELINE_MARGIN))
-    return _claim(text, measured, _verdict(ok),
-                  f"holds if the MCC (mean |correlation| of the best one-to-one matching of w to (z, eps), "
-                  f"1 = a scaled permutation) is at least {MCC_PERMUTATION} in every trial and above every "
-                  f"baseline's (mean gain > {BASELINE_MARGIN})", name)
+    return _claim(
+        text,
+        measured,
+        _verdict(ok),
+        f"holds if the MCC (mean |correlation| of the best one-to-one matching of w to (z, eps), "
+        f"1 = a scaled permutation) is at least {MCC_PERMUTATION} in every trial and above every "
+        f"baseline's (mean gain > {BASELINE_MARGIN})",
+        name,
+    )
 
 
 def _claim_batch(text: str, settings: Settings, n: int) -> Claim:
@@ -399,25 +472,47 @@ def _claim_batch(text: str, settings: Settings, n: int) -> Claim:
         rows: dict[str, dict[str, Any]] = {}
         for label, (_, trials) in (("trainable", a), ("batch", b)):
             rec, total = _top_n_correct(trials, "mi")
-            rows[label] = {"rec": rec / total, "rec_text": f"{rec}/{total}", "acc": _accuracy(trials, "mi", n),
-                           "auc": _auroc(trials, "mi", n), "mcc": np.array([t.mcc.all for t in trials])}
+            rows[label] = {
+                "rec": rec / total,
+                "rec_text": f"{rec}/{total}",
+                "acc": _accuracy(trials, "mi", n),
+                "auc": _auroc(trials, "mi", n),
+                "mcc": np.array([t.mcc.all for t in trials]),
+            }
         t, s = rows["trainable"], rows["batch"]
-        oks.append(t["rec"] == s["rec"] and abs(t["acc"].mean() - s["acc"].mean()) <= SAME_ACCURACY
-                   and abs(t["auc"].mean() - s["auc"].mean()) <= SAME_ACCURACY
-                   and abs(t["mcc"].mean() - s["mcc"].mean()) <= SAME_MCC)
-        parts.append(f"{noise} noise, trainable vs batch: MI top-{n} correct {t['rec_text']} vs {s['rec_text']}, "
-                     f"accuracy {_fmt(t['acc'])} vs {_fmt(s['acc'])}, AUROC {_fmt(t['auc'])} vs {_fmt(s['auc'])}, "
-                     f"MCC {_fmt(t['mcc'])} vs {_fmt(s['mcc'])}")
+        oks.append(
+            t["rec"] == s["rec"]
+            and abs(t["acc"].mean() - s["acc"].mean()) <= SAME_ACCURACY
+            and abs(t["auc"].mean() - s["auc"].mean()) <= SAME_ACCURACY
+            and abs(t["mcc"].mean() - s["mcc"].mean()) <= SAME_MCC
+        )
+        parts.append(
+            f"{noise} noise, trainable vs batch: MI top-{n} correct {t['rec_text']} vs {s['rec_text']}, "
+            f"accuracy {_fmt(t['acc'])} vs {_fmt(s['acc'])}, AUROC {_fmt(t['auc'])} vs {_fmt(s['auc'])}, "
+            f"MCC {_fmt(t['mcc'])} vs {_fmt(s['mcc'])}"
+        )
     if not parts:
         return _missing(text, "batch-stats")
-    return _claim(text, "; ".join(parts), _verdict(all(oks)),
-                  f"holds if, at every noise level run with both, the MI recovery rate is equal, the mean accuracy "
-                  f"and AUROC with the top-{n} MI dims differ by at most {SAME_ACCURACY} and the mean MCC by at "
-                  f"most {SAME_MCC}", "batch-stats vs trainable")
+    return _claim(
+        text,
+        "; ".join(parts),
+        _verdict(all(oks)),
+        f"holds if, at every noise level run with both, the MI recovery rate is equal, the mean accuracy "
+        f"and AUROC with the top-{n} MI dims differ by at most {SAME_ACCURACY} and the mean MCC by at "
+        f"most {SAME_MCC}",
+        "batch-stats vs trainable",
+    )
 
 
-_SYNTHETIC_RULES = [_claim_recovery, _claim_sharp_drop, _claim_classification, _claim_auroc, _claim_low_noise,
-                    _claim_permutation, _claim_batch]
+_SYNTHETIC_RULES = [
+    _claim_recovery,
+    _claim_sharp_drop,
+    _claim_classification,
+    _claim_auroc,
+    _claim_low_noise,
+    _claim_permutation,
+    _claim_batch,
+]
 
 
 def synthetic_claims(settings: Settings, n_informative: int) -> list[Claim]:
@@ -429,8 +524,10 @@ def synthetic_claims(settings: Settings, n_informative: int) -> list[Claim]:
     """
     claims = reported_results()["synthetic"]["claims"]
     if len(claims) != len(_SYNTHETIC_RULES):
-        raise ValueError(f"reported_results.json lists {len(claims)} synthetic claims, ginmi has rules for "
-                         f"{len(_SYNTHETIC_RULES)}; update ginmi.app.report")
+        raise ValueError(
+            f"reported_results.json lists {len(claims)} synthetic claims, ginmi has rules for "
+            f"{len(_SYNTHETIC_RULES)}; update ginmi.app.report"
+        )
     if not settings:
         return [_claim(c, "no trials in results.json", NOT_EVALUATED, "") for c in claims]
     return [rule(text, settings, n_informative) for text, rule in zip(claims, _SYNTHETIC_RULES)]
@@ -464,25 +561,32 @@ def synthetic_summary(results: dict[str, Any]) -> tuple[list[str], list[list[str
     """The numbers table of a synthetic run: rows = measures, columns = settings (mean ± std over trials)."""
     runs = _settings(results)
     n = _n_inf(results)
-    header = ["measure"] + [f"{v} (noise std {r.noise_std:g}, {r.stats}, {len(r.trials)} trials)"
-                            for v, r in runs.items()]
+    header = ["measure"] + [
+        f"{v} (noise std {r.noise_std:g}, {r.stats}, {len(r.trials)} trials)" for v, r in runs.items()
+    ]
     accuracy: Callable[[TrialEvaluation], OrderCurves] = lambda e: e.accuracy_vs_k  # noqa: E731
     auroc: Callable[[TrialEvaluation], OrderCurves] = lambda e: e.auroc_vs_k  # noqa: E731
     measures: list[tuple[str, Measure]] = [
         (f"{label} top-{n} = true informative (trials)", _rate(functools.partial(_recovered, order=order)))
-        for label, order in (("MI", "mi"), ("VAR", "var"), ("VAR(std)", "var_std"))]
+        for label, order in (("MI", "mi"), ("VAR", "var"), ("VAR(std)", "var_std"))
+    ]
     measures += [
         ("MI selected set = true (trials)", _rate(lambda e: e.recovery["mi"].selected_correct)),
         ("MCC, all dims", _mean_std(lambda t: t.evaluation.mcc.all)),
         ("MCC, informative dims", _mean_std(lambda t: t.evaluation.mcc.informative)),
     ]
-    measures += [(f"accuracy {o.upper()}, k={k}", _mean_std(_entry(accuracy, o, k)))
-                 for k in sorted({1, n}) for o in ("mi", "var")]
-    measures += [("Bayes bound (true mixture, true latents)",
-                  _mean_std(lambda t: t.evaluation.accuracy_vs_k.bayes_bound)),
-                 ("accuracy, all dims", _mean_std(_entry(accuracy, "mi", -1)))]
-    measures += [(f"AUROC {o.upper()}, k={k}", _mean_std(_entry(auroc, o, k)))
-                 for k in sorted({1, n}) for o in ("mi", "var")]
+    measures += [
+        (f"accuracy {o.upper()}, k={k}", _mean_std(_entry(accuracy, o, k)))
+        for k in sorted({1, n})
+        for o in ("mi", "var")
+    ]
+    measures += [
+        ("Bayes bound (true mixture, true latents)", _mean_std(lambda t: t.evaluation.accuracy_vs_k.bayes_bound)),
+        ("accuracy, all dims", _mean_std(_entry(accuracy, "mi", -1))),
+    ]
+    measures += [
+        (f"AUROC {o.upper()}, k={k}", _mean_std(_entry(auroc, o, k))) for k in sorted({1, n}) for o in ("mi", "var")
+    ]
     measures += [
         ("AUROC, all dims", _mean_std(_entry(auroc, "mi", -1))),
         ("std ratio w / true: log10 spread", _mean_std(lambda t: t.evaluation.std_preservation.log10_ratio_range, 2)),
@@ -536,9 +640,11 @@ def _claims_html(claims: list[Claim]) -> str:
     rows = []
     for c in claims:
         cls = c.verdict.replace(" ", "-")
-        rows.append(f'<tr class="{cls}"><td>{_esc(c.claim)}</td><td>{_esc(c.setting or "")}</td>'
-                    f'<td>{_esc(c.measured)}</td><td><b>{_esc(c.verdict)}</b></td>'
-                    f'<td class="small">{_esc(c.rule)}</td></tr>')
+        rows.append(
+            f'<tr class="{cls}"><td>{_esc(c.claim)}</td><td>{_esc(c.setting or "")}</td>'
+            f"<td>{_esc(c.measured)}</td><td><b>{_esc(c.verdict)}</b></td>"
+            f'<td class="small">{_esc(c.rule)}</td></tr>'
+        )
     head = "".join(f"<th>{h}</th>" for h in ("claim of the paper", "setting", "our numbers", "verdict", "rule"))
     return f'<table id="claims"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
 
@@ -560,10 +666,18 @@ def _lookup(tree: Any, path: tuple[str, ...]) -> Any:
     return tree
 
 
-_QUANTITY_WORDS = {"mi": "MI", "var": "VAR", "var_std": "VAR(std)", "best_k": "best k (number of top latents)",
-                   "best_accuracy": "test accuracy at the best k", "auroc": "OOD AUROC with the best-k latents",
-                   "pass_rate": "pass rate (not rejected)", "error_rate_without_defence": "error rate without defence",
-                   "passed_error_rate": "error rate of the passed", "error_rate_with_defence": "error rate with defence"}
+_QUANTITY_WORDS = {
+    "mi": "MI",
+    "var": "VAR",
+    "var_std": "VAR(std)",
+    "best_k": "best k (number of top latents)",
+    "best_accuracy": "test accuracy at the best k",
+    "auroc": "OOD AUROC with the best-k latents",
+    "pass_rate": "pass rate (not rejected)",
+    "error_rate_without_defence": "error rate without defence",
+    "passed_error_rate": "error rate of the passed",
+    "error_rate_with_defence": "error rate with defence",
+}
 
 
 def _quantity_label(path: Sequence[str]) -> str:
@@ -596,12 +710,16 @@ def _paper_caveat(results: dict[str, Any]) -> tuple[str, str, str]:
     theirs, ours = paper.get("dataset"), data.get("dataset")
     if not theirs or not ours:
         return "", "paper", "this run"
-    text = (f"The paper's numbers are for {theirs} (outliers: {paper.get('ood', 'n/a')}); this run's for {ours} "
-            f"(outliers: {data.get('ood', 'n/a')}).")
+    text = (
+        f"The paper's numbers are for {theirs} (outliers: {paper.get('ood', 'n/a')}); this run's for {ours} "
+        f"(outliers: {data.get('ood', 'n/a')})."
+    )
     if not _same_data(theirs, ours):
-        text = (f"<b>Different data.</b> {_esc(text)} The paper reports nothing for {_esc(ours)}: its column is a "
-                "point of reference for the order of magnitude, not a number this run should reach, and a gap "
-                "is no verdict on the method.")
+        text = (
+            f"<b>Different data.</b> {_esc(text)} The paper reports nothing for {_esc(ours)}: its column is a "
+            "point of reference for the order of magnitude, not a number this run should reach, and a gap "
+            "is no verdict on the method."
+        )
     else:
         text = _esc(text)
     return f'<p class="caveat">{text}</p>', f"paper ({theirs})", f"this run ({ours})"
@@ -640,13 +758,17 @@ def _curve_tables(results: dict[str, Any]) -> str:
             extra = f"<p>Bayes bound (true mixture on the true latents): {_esc(bound)}</p>"
         note = " (mean ± std over trials of the primary setting)" if agg.get(orders[0], {}).get("n", 1) > 1 else ""
         if where == "training data":
-            extra += ("<p>Accuracy on the training data (no <code>--test-data</code> given): it rewards "
-                      "overfitting and is no estimate of the accuracy on new data.</p>")
+            extra += (
+                "<p>Accuracy on the training data (no <code>--test-data</code> given): it rewards "
+                "overfitting and is no estimate of the accuracy on new data.</p>"
+            )
         elif where is not None:
             extra += f"<p>Evaluated on {_esc(where)}.</p>"
         if key == "auroc_vs_k" and "outliers" in curves:
-            extra += (f"<p>Normal: {_esc(curves.get('normal', ''))}; outliers: {_esc(curves['outliers'])} "
-                      f"({_esc(curves.get('n_outliers', ''))} samples).</p>")
+            extra += (
+                f"<p>Normal: {_esc(curves.get('normal', ''))}; outliers: {_esc(curves['outliers'])} "
+                f"({_esc(curves.get('n_outliers', ''))} samples).</p>"
+            )
         parts.append(f"<h3>{_esc(label)} vs k{_esc(note)}</h3>" + _table(header, rows, css_id=key) + extra)
     return "".join(parts)
 
@@ -678,7 +800,7 @@ def _caption(path: Path, results: dict[str, Any] | None = None) -> str:
         return names[path.name]
     for prefix, text in prefixes.items():
         if path.name.startswith(prefix):
-            rest = path.stem[len(prefix):].strip("_")
+            rest = path.stem[len(prefix) :].strip("_")
             return f"{text}{f' ({rest})' if rest else ''}."
     return path.stem.replace("_", " ")
 
@@ -688,8 +810,10 @@ def _figures_html(run_dir: Path, results: dict[str, Any] | None = None) -> str:
     parts = []
     for path in paths:
         data = base64.b64encode(path.read_bytes()).decode("ascii")
-        parts.append(f'<figure><img alt="{_esc(path.name)}" src="data:image/png;base64,{data}">'
-                     f"<figcaption><b>{_esc(path.name)}</b>: {_esc(_caption(path, results))}</figcaption></figure>")
+        parts.append(
+            f'<figure><img alt="{_esc(path.name)}" src="data:image/png;base64,{data}">'
+            f"<figcaption><b>{_esc(path.name)}</b>: {_esc(_caption(path, results))}</figcaption></figure>"
+        )
     return "".join(parts) or "<p>No figures in this run folder.</p>"
 
 
@@ -712,64 +836,99 @@ def write_report(run_dir: str | Path, results: dict[str, Any] | None = None) -> 
     command = results.get("command", "run")
     sections: list[str] = []
     settings = _settings(results) if command == "synthetic" else {}
-    claims = (synthetic_claims(settings, _n_inf(results)) if command == "synthetic"
-              else [Claim.from_json(c) for c in results.get("claims") or []])
+    claims = (
+        synthetic_claims(settings, _n_inf(results))
+        if command == "synthetic"
+        else [Claim.from_json(c) for c in results.get("claims") or []]
+    )
     if claims:
         counts = {v: sum(c.verdict == v for c in claims) for v in (HOLDS, DOES_NOT_HOLD, NOT_EVALUATED)}
-        sections.append("<h2>The paper's claims beside our numbers</h2>"
-                        f"<p>{counts[HOLDS]} hold, {counts[DOES_NOT_HOLD]} do not hold, {counts[NOT_EVALUATED]} "
-                        "not evaluated in this run. Each verdict follows the rule in the last column, applied to "
-                        "this run's numbers (held-out test sets; mean ± std over trials).</p>" + _claims_html(claims))
+        sections.append(
+            "<h2>The paper's claims beside our numbers</h2>"
+            f"<p>{counts[HOLDS]} hold, {counts[DOES_NOT_HOLD]} do not hold, {counts[NOT_EVALUATED]} "
+            "not evaluated in this run. Each verdict follows the rule in the last column, applied to "
+            "this run's numbers (held-out test sets; mean ± std over trials).</p>" + _claims_html(claims)
+        )
     paper_rows = _paper_rows(results)
     if paper_rows:
         caveat, theirs, ours = _paper_caveat(results)
-        sections.append("<h2>The paper's numbers beside ours</h2>" + caveat
-                        + _table(["quantity", theirs, ours], paper_rows, css_id="paper"))
+        sections.append(
+            "<h2>The paper's numbers beside ours</h2>"
+            + caveat
+            + _table(["quantity", theirs, ours], paper_rows, css_id="paper")
+        )
     added = value_added_rows(results)
     if added:
         n = _n_inf(results)
-        sections.insert(0, "<h2>What training adds</h2><p>The trained flow beside what one gets without it: the raw "
-                        "data x, the same model at initialisation, and FastICA on x. MCC on the held-out test set (synthetic) "
-                        "or on the training data (fit); "
-                        f"top-{n}: trials in which the top-{n} coordinates by MI, by VAR (class-RMS std) and by the "
-                        "plain std are exactly those matched to the informative latents. A result a baseline also "
-                        "reaches is not a result of training.</p>"
-                        + _table(["setting", "representation", "MCC informative", "MCC all", f"MI top-{n}",
-                                  f"VAR top-{n}", f"VAR(std) top-{n}"], added, css_id="value-added"))
+        sections.insert(
+            0,
+            "<h2>What training adds</h2><p>The trained flow beside what one gets without it: the raw "
+            "data x, the same model at initialisation, and FastICA on x. MCC on the held-out test set (synthetic) "
+            "or on the training data (fit); "
+            f"top-{n}: trials in which the top-{n} coordinates by MI, by VAR (class-RMS std) and by the "
+            "plain std are exactly those matched to the informative latents. A result a baseline also "
+            "reaches is not a result of training.</p>"
+            + _table(
+                [
+                    "setting",
+                    "representation",
+                    "MCC informative",
+                    "MCC all",
+                    f"MI top-{n}",
+                    f"VAR top-{n}",
+                    f"VAR(std) top-{n}",
+                ],
+                added,
+                css_id="value-added",
+            ),
+        )
     if isinstance(results.get("baselines"), dict) and "accuracy" in results["baselines"]:
         base = ImageBaselines.from_json(results["baselines"])
-        table = [[name, base.models.get(name, ""), acc, base.auroc.get(name, "")]
-                 for name, acc in base.accuracy.items()]
-        sections.append("<h2>Baselines on the same split</h2><p>What a user would try instead, fitted on the "
-                        "same training images and scored on the same test (and OOD) images.</p>"
-                        + _table(["baseline", "model", "test accuracy", "OOD AUROC"], table, css_id="baselines"))
+        table = [
+            [name, base.models.get(name, ""), acc, base.auroc.get(name, "")] for name, acc in base.accuracy.items()
+        ]
+        sections.append(
+            "<h2>Baselines on the same split</h2><p>What a user would try instead, fitted on the "
+            "same training images and scored on the same test (and OOD) images.</p>"
+            + _table(["baseline", "model", "test accuracy", "OOD AUROC"], table, css_id="baselines")
+        )
     if settings:
         header, rows = synthetic_summary(results)
-        sections.append("<h2>Summary of every setting</h2><p>Mean ± sample std over trials (seeds "
-                        f"{_esc(sorted({t.seed for r in settings.values() for t in r.trials}))})."
-                        "</p>" + _table(header, rows, css_id="summary"))
+        sections.append(
+            "<h2>Summary of every setting</h2><p>Mean ± sample std over trials (seeds "
+            f"{_esc(sorted({t.seed for r in settings.values() for t in r.trials}))})."
+            "</p>" + _table(header, rows, css_id="summary")
+        )
     curves = _curve_tables(results)
     criteria = _criteria_table(results)
     if curves or criteria:
         sections.append("<h2>Selection and downstream tasks</h2>" + criteria + curves)
     sections.append("<h2>Figures</h2>" + _figures_html(run_dir, results))
     if isinstance(results.get("config"), dict):
-        sections.append("<h2>Configuration</h2>"
-                        + _table(["option", "value"], [[k, v] for k, v in results["config"].items()], "config"))
+        sections.append(
+            "<h2>Configuration</h2>"
+            + _table(["option", "value"], [[k, v] for k, v in results["config"].items()], "config")
+        )
     if isinstance(results.get("timing"), dict):
         sections.append("<h2>Timings</h2>" + _table(["stage", "value"], _flat_numbers(results["timing"]), "timing"))
     if isinstance(results.get("environment"), dict):
-        sections.append("<h2>Environment</h2>"
-                        + _table(["item", "value"], _flat_numbers(results["environment"]), "environment"))
-    files = sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob("*")
-                   if p.is_file() and p.name != "report.html" and "figures" not in p.parts)
+        sections.append(
+            "<h2>Environment</h2>" + _table(["item", "value"], _flat_numbers(results["environment"]), "environment")
+        )
+    files = sorted(
+        str(p.relative_to(run_dir))
+        for p in run_dir.rglob("*")
+        if p.is_file() and p.name != "report.html" and "figures" not in p.parts
+    )
     sections.append("<h2>Files of this run</h2><p class='small'>" + ", ".join(_esc(f) for f in files) + "</p>")
     now = datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
     title = f"ginmi {command}: {run_dir.name}"
-    page = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{_esc(title)}</title>'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{_CSS}</style></head><body>'
-            f"<h1>{_esc(title)}</h1><p class='small'>Report written {now} from <code>results.json</code>. "
-            f"Rebuild with <code>ginmi report {_esc(run_dir)}</code>.</p>" + "".join(sections) + "</body></html>")
+    page = (
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{_esc(title)}</title>'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{_CSS}</style></head><body>'
+        f"<h1>{_esc(title)}</h1><p class='small'>Report written {now} from <code>results.json</code>. "
+        f"Rebuild with <code>ginmi report {_esc(run_dir)}</code>.</p>" + "".join(sections) + "</body></html>"
+    )
     out = run_dir / "report.html"
     atomic_write_text(out, page)
     return out
@@ -778,8 +937,9 @@ def write_report(run_dir: str | Path, results: dict[str, Any] | None = None) -> 
 FigureWriter = Callable[[Path, dict[str, Any]], Sequence[Path]]
 
 
-def rebuild(run_dir: str | Path, *, figures: bool = True,
-            writers: Mapping[str, FigureWriter] | None = None) -> tuple[Path, int]:
+def rebuild(
+    run_dir: str | Path, *, figures: bool = True, writers: Mapping[str, FigureWriter] | None = None
+) -> tuple[Path, int]:
     """Redraw the figures of a run folder with ``writers[command](run_dir, results)`` (the command's
     figure writer, which loads the saved model(s): no training) when there is one, and write
     ``report.html``. Returns the report path and the number of figures redrawn."""

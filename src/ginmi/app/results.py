@@ -24,8 +24,9 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping, TypeVar
+from typing import Any, TypeVar
 
 __all__ = [
     "Record",
@@ -77,8 +78,14 @@ __all__ = [
 R = TypeVar("R", bound="Record")
 
 
-def entry(doc: str, *, optional: bool = False, each: tuple[str, ...] = (), inline: tuple[str, ...] | None = None,
-          init: bool = True) -> Any:
+def entry(
+    doc: str,
+    *,
+    optional: bool = False,
+    each: tuple[str, ...] = (),
+    inline: tuple[str, ...] | None = None,
+    init: bool = True,
+) -> Any:
     """A field of a record: its meaning ``doc``; ``optional``: may be absent (default None, not written
     when None); ``each``: the names of the keys of nested ``{name: ...}`` mappings, outermost first;
     ``inline``: write the record's keys into the parent's, except those named (``init=False``: a view
@@ -120,8 +127,10 @@ class Record:
             elif f.name in data:
                 kwargs[f.name] = _from_json(hints[f.name], data[f.name])
             elif not f.metadata["optional"]:
-                raise ValueError(f"{cls.__name__}: the results lack the key {f.name!r}; is this the "
-                                 "results.json of a ginmi run of this command?")
+                raise ValueError(
+                    f"{cls.__name__}: the results lack the key {f.name!r}; is this the "
+                    "results.json of a ginmi run of this command?"
+                )
         return cls(**kwargs)
 
 
@@ -207,8 +216,11 @@ def schema_rows(cls: type[Record], prefix: str = "") -> list[tuple[str, str, str
     for f in dataclasses.fields(cls):
         tp = _unwrap_optional(hints[f.name])
         if f.metadata["inline"] is not None:
-            rows += [row for row in schema_rows(tp, prefix)
-                     if row[0][len(prefix):].split(".")[0].split("[")[0] not in f.metadata["inline"]]
+            rows += [
+                row
+                for row in schema_rows(tp, prefix)
+                if row[0][len(prefix) :].split(".")[0].split("[")[0] not in f.metadata["inline"]
+            ]
             continue
         path = prefix + f.name
         doc = f.metadata["doc"] + (" (optional)" if f.metadata["optional"] else "")
@@ -268,8 +280,7 @@ class ScoredCriterion(Criterion):
     null_level: float | None = entry("MI: 95% quantile of the MI under shuffled labels", optional=True)
     max_permutations: int | None = entry("MI: the permutation budget of the adaptive test", optional=True)
     ci_low: list[float] | None = entry("MI: lower bootstrap bound of each dim's score (--bootstrap)", optional=True)
-    ci_high: list[float] | None = entry("MI: upper bootstrap bound of each dim's score (--bootstrap)",
-                                        optional=True)
+    ci_high: list[float] | None = entry("MI: upper bootstrap bound of each dim's score (--bootstrap)", optional=True)
     kind: str | None = entry("VAR: class-rms (GIN's class-RMS std) or std (the plain std)", optional=True)
 
 
@@ -454,16 +465,19 @@ class TrialEvaluation(Record):
     """One trained model scored and evaluated on the synthetic ground truth
     (:func:`ginmi.app.synthetic.evaluate_trial`)."""
 
-    criteria: dict[str, SyntheticCriterion] = entry("the selection criteria: mi, var (class-RMS std or --var-kind), "
-                                                    "var_std (plain std), scored on the training data",
-                                                    each=("criterion",))
+    criteria: dict[str, SyntheticCriterion] = entry(
+        "the selection criteria: mi, var (class-RMS std or --var-kind), "
+        "var_std (plain std), scored on the training data",
+        each=("criterion",),
+    )
     true_informative: list[int] = entry("indices of the informative true latents")
     informative_w_dims: list[int] = entry("dims of w matched to them (Hungarian matching of |correlation|)")
     recovery: dict[str, Recovery] = entry("per criterion: whether it finds the matched dims", each=("criterion",))
     correlation: list[list[float]] = entry("|Pearson| matrix on the test set, rows = dims of w, columns = true latents")
     mcc: Mcc = entry("MCC of w on the test set")
     baselines: dict[str, BaselineRecovery] | None = entry(
-        "the same measures for the raw x, the untrained model and FastICA", optional=True, each=("baseline",))
+        "the same measures for the raw x, the untrained model and FastICA", optional=True, each=("baseline",)
+    )
     value_added: ValueAdded | None = entry("the trained flow's MCC minus the best baseline's", optional=True)
     true_latents: TrueLatents = entry("scores of the true latents")
     std_preservation: StdPreservation = entry("std of matched w dims over the true latents' (Fig. 8)")
@@ -495,9 +509,11 @@ class SyntheticVariant(Record):
     noise_std: float = entry("std of the noise latents")
     stats: str = entry("class statistics: trainable or batch")
     trials: list[SyntheticTrial] = entry("one entry per trial")
-    aggregate: dict[str, Any] = entry("mean, sample std, min, max and n over the trials of every number of the trial "
-                                      "entries (booleans as fractions, curves elementwise; per-dim values whose order "
-                                      "differs between trials are left out)")
+    aggregate: dict[str, Any] = entry(
+        "mean, sample std, min, max and n over the trials of every number of the trial "
+        "entries (booleans as fractions, curves elementwise; per-dim values whose order "
+        "differs between trials are left out)"
+    )
 
 
 @dataclass(kw_only=True)
@@ -588,17 +604,21 @@ class FitResults(Record):
     criteria: dict[str, ScoredCriterion] = entry("the selection criteria: mi, var, var_std", each=("criterion",))
     accuracy_vs_k: FitAccuracy = entry("accuracy of the Bayes classifier (Eq. 6) against k")
     auroc_vs_k: FitAuroc | None = entry("OOD AUROC against k (with --ood-data)", optional=True)
-    roc: RocCurves | None = entry("ROC curves with the top-k dims, k = the size of the MI set (with --ood-data)",
-                                  optional=True)
+    roc: RocCurves | None = entry(
+        "ROC curves with the top-k dims, k = the size of the MI set (with --ood-data)", optional=True
+    )
     feature_correlation: list[list[float]] = entry("|correlation| of each dim of w (rows) with each input feature")
-    true_informative: list[int] | None = entry("informative columns of the true latents (with array latent)",
-                                               optional=True)
+    true_informative: list[int] | None = entry(
+        "informative columns of the true latents (with array latent)", optional=True
+    )
     informative_w_dims: list[int] | None = entry("dims of w matched to them", optional=True)
-    recovery: dict[str, Recovery] | None = entry("per criterion: whether it finds the matched dims", optional=True,
-                                                 each=("criterion",))
+    recovery: dict[str, Recovery] | None = entry(
+        "per criterion: whether it finds the matched dims", optional=True, each=("criterion",)
+    )
     mcc: Mcc | None = entry("MCC of w on the training data", optional=True)
     baselines: dict[str, BaselineRecovery] | None = entry(
-        "the same measures for the raw x, the untrained model and FastICA", optional=True, each=("baseline",))
+        "the same measures for the raw x, the untrained model and FastICA", optional=True, each=("baseline",)
+    )
     value_added: ValueAdded | None = entry("the trained flow's MCC minus the best baseline's", optional=True)
     training: Training = entry("the training run")
     timing: FitTiming = entry("seconds")
@@ -682,8 +702,9 @@ class ImagesResults(Record):
     auroc: dict[str, float] = entry("per order: OOD AUROC with the best-k dims")
     auroc_vs_k: ImageCurves = entry("OOD AUROC against k")
     roc: ImageRoc | None = entry("ROC curves with the best-k dims (Fig. 7)", optional=True)
-    fgsm: dict[str, dict[str, DefenceRow]] = entry("per order and FGSM step size eta: attack and defence (Table 1)",
-                                                   each=("order", "eta"))
+    fgsm: dict[str, dict[str, DefenceRow]] = entry(
+        "per order and FGSM step size eta: attack and defence (Table 1)", each=("order", "eta")
+    )
     training: ImageTraining = entry("the training run")
     paper: dict[str, Any] = entry("the paper's EMNIST numbers at the same key paths as ours")
     baselines: ImageBaselines | None = entry("scikit-learn baselines (not with --no-baselines)", optional=True)
@@ -713,5 +734,8 @@ class ReportResult(Record):
 
 
 RESULTS: dict[str, type[SyntheticResults | FitResults | ImagesResults]] = {
-    "synthetic": SyntheticResults, "fit": FitResults, "images": ImagesResults}
+    "synthetic": SyntheticResults,
+    "fit": FitResults,
+    "images": ImagesResults,
+}
 """The results class of each command that writes ``results.json``."""
