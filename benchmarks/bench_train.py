@@ -35,7 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -122,8 +122,14 @@ def freia_steps(model: GINModel, x: torch.Tensor, u: torch.Tensor, batch: int, s
                 return steps / (time.perf_counter() - t0)
 
 
-def reference_loop(model: GINModel, x: torch.Tensor, u: torch.Tensor, batch: int, epochs: int,
-                   on_epoch: Callable[[], None] | None = None) -> float:
+def reference_loop(
+    model: GINModel,
+    x: torch.Tensor,
+    u: torch.Tensor,
+    batch: int,
+    epochs: int,
+    on_epoch: Callable[[], None] | None = None,
+) -> float:
     """The GIN reference training loop (FrEIA + DataLoader + MultiStepLR); returns seconds.
     ``on_epoch()`` is called after every epoch."""
     net = _freia_for(model).to(DEVICE)
@@ -131,8 +137,9 @@ def reference_loop(model: GINModel, x: torch.Tensor, u: torch.Tensor, batch: int
     ls = nn.Parameter(torch.zeros(model.n_classes, model.dim, device=DEVICE))
     opt = torch.optim.Adam([*net.parameters(), mu, ls], lr=1e-2)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, [epochs // 2, int(0.8 * epochs)], 0.1)
-    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, u), batch_size=batch, shuffle=True,
-                                         drop_last=True)
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(x, u), batch_size=batch, shuffle=True, drop_last=True
+    )
     t0 = time.perf_counter()
     for _ in range(epochs):
         for xb, ub in loader:
@@ -151,10 +158,13 @@ def reference_loop(model: GINModel, x: torch.Tensor, u: torch.Tensor, batch: int
     return time.perf_counter() - t0
 
 
-def ginmi_steps(model: GINModel, x: torch.Tensor, u: torch.Tensor, batch: int, epochs: int, fused: bool = True) -> float:
+def ginmi_steps(
+    model: GINModel, x: torch.Tensor, u: torch.Tensor, batch: int, epochs: int, fused: bool = True
+) -> float:
     """Steps/s of ginmi's trainer in steady state (best epoch; everything the trainer does included)."""
-    h = train(model, x, u, TrainConfig(epochs=epochs, batch_size=batch, device=str(DEVICE), fused=fused),
-              progress=False)
+    h = train(
+        model, x, u, TrainConfig(epochs=epochs, batch_size=batch, device=str(DEVICE), fused=fused), progress=False
+    )
     steps = math.ceil(len(x) / batch)
     return steps / min(h["epoch_seconds"])
 
@@ -166,8 +176,12 @@ def _vector_data(n: int, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 def bench_10d(rounds: int) -> None:
     x, u = _vector_data(24_000, 10)  # 100 steps per epoch
-    rows = {"ginmi": [], "ginmi --no-fused (autograd)": [], "FrEIA (plain loop)": [],
-            "reference loop (FrEIA + DataLoader)": []}
+    rows = {
+        "ginmi": [],
+        "ginmi --no-fused (autograd)": [],
+        "FrEIA (plain loop)": [],
+        "reference loop (FrEIA + DataLoader)": [],
+    }
     for _ in range(rounds):
         model = GINModel({"name": "vector", "dim": 10, "seed": 0}, 5)
         rows["ginmi"].append(ginmi_steps(model, x, u, 240, 3))
@@ -177,7 +191,7 @@ def bench_10d(rounds: int) -> None:
         ref = GINModel({"name": "vector", "dim": 10}, 5)
         rows["reference loop (FrEIA + DataLoader)"].append(100 * 2 / reference_loop(ref, x, u, 240, 2))
     base = max(rows["FrEIA (plain loop)"])
-    print("\n### 10-D network, batch 240, fwd+bwd+Adam (steps/s, best of %d rounds)\n" % rounds)
+    print(f"\n### 10-D network, batch 240, fwd+bwd+Adam (steps/s, best of {rounds} rounds)\n")
     print("| implementation | steps/s | vs FrEIA |\n|---|---|---|")
     for name, vals in rows.items():
         print(f"| {name} | {max(vals):.0f} | {max(vals) / base:.2f}x |")
@@ -211,18 +225,30 @@ def freia_samples(model: GINModel, x: torch.Tensor, u: torch.Tensor, batch: int,
     return steps * batch
 
 
-def _table(title: str, rows: dict[str, list[tuple[float, float]]], base: str,
-           extra: Callable[[float], str] | None = None, extra_head: str = "") -> None:
+def _table(
+    title: str,
+    rows: dict[str, list[tuple[float, float]]],
+    base: str,
+    extra: Callable[[float], str] | None = None,
+    extra_head: str = "",
+) -> None:
     """Markdown table of the best wall and CPU rate of each row and their ratios to row ``base``."""
     best = {k: (max(w for w, _ in v), max(c for _, c in v)) for k, v in rows.items()}
     bw, bc = best[base]
     print(f"\n### {title}\n")
-    print("| implementation | samples/s (wall) | ratio (wall) | samples per CPU-s | ratio (CPU) |"
-          + (f" {extra_head} |" if extra else "") + "\n|---|---|---|---|---|" + ("---|" if extra else ""))
+    print(
+        "| implementation | samples/s (wall) | ratio (wall) | samples per CPU-s | ratio (CPU) |"
+        + (f" {extra_head} |" if extra else "")
+        + "\n|---|---|---|---|---|"
+        + ("---|" if extra else "")
+    )
     for name, (w, c) in best.items():
         print(f"| {name} | {w:.0f} | {w / bw:.2f}x | {c:.0f} | {c / bc:.2f}x |" + (f" {extra(c)} |" if extra else ""))
-    print("\n(all rounds, wall/CPU: " + "; ".join(f"{k} " + ", ".join(f"{w:.0f}/{c:.0f}" for w, c in v)
-                                               for k, v in rows.items()) + ")")
+    print(
+        "\n(all rounds, wall/CPU: "
+        + "; ".join(f"{k} " + ", ".join(f"{w:.0f}/{c:.0f}" for w, c in v) for k, v in rows.items())
+        + ")"
+    )
 
 
 def bench_image(rounds: int, batch: int = 240, epochs: int = 3) -> None:
@@ -243,10 +269,13 @@ def bench_image(rounds: int, batch: int = 240, epochs: int = 3) -> None:
 
     for _ in range(rounds):
         for precision in ("fp32", "bf16"):
-            rows[f"ginmi {precision}"].append(_rates(lambda: ginmi(precision)))
+            rows[f"ginmi {precision}"].append(_rates(lambda p=precision: ginmi(p)))
         rows["FrEIA (plain loop, fp32)"].append(_rates(lambda: freia_samples(GINModel(arch, 10), x, u, batch, steps)))
-    _table(f"Image network (784-dim EMNIST net), batch {batch}, fwd+bwd+Adam, {steps} steps (best of {rounds})",
-           rows, "FrEIA (plain loop, fp32)")
+    _table(
+        f"Image network (784-dim EMNIST net), batch {batch}, fwd+bwd+Adam, {steps} steps (best of {rounds})",
+        rows,
+        "FrEIA (plain loop, fp32)",
+    )
 
 
 def _fashion_or_random(n: int) -> tuple[torch.Tensor, torch.Tensor, str]:
@@ -258,8 +287,11 @@ def _fashion_or_random(n: int) -> tuple[torch.Tensor, torch.Tensor, str]:
         return torch.from_numpy(x[:n]), torch.from_numpy(u[:n]).long(), f"{n} Fashion-MNIST training images"
     except (FileNotFoundError, ValueError):
         g = torch.Generator().manual_seed(0)
-        return (torch.rand(n, 1, 28, 28, generator=g), torch.randint(0, 10, (n,), generator=g),
-                f"{n} random images (Fashion-MNIST not found)")
+        return (
+            torch.rand(n, 1, 28, 28, generator=g),
+            torch.randint(0, 10, (n,), generator=g),
+            f"{n} random images (Fashion-MNIST not found)",
+        )
 
 
 def bench_images_loop(rounds: int, n: int = 2400, epochs: int = 4) -> None:
@@ -276,13 +308,17 @@ def bench_images_loop(rounds: int, n: int = 2400, epochs: int = 4) -> None:
 
     x, u, what = _fashion_or_random(n)
     ref_name = "reference loop (FrEIA + DataLoader), fp32"
-    rows: dict[str, list[tuple[float, float]]] = {"`ginmi images` training, fp32": [],
-                                                  "`ginmi images` training, bf16": [], ref_name: []}
+    rows: dict[str, list[tuple[float, float]]] = {
+        "`ginmi images` training, fp32": [],
+        "`ginmi images` training, bf16": [],
+        ref_name: [],
+    }
     fixed: dict[str, list[float]] = {name: [] for name in rows}
     curves: dict[str, list[float]] = {}
 
-    def steady(marks: list[tuple[float, float]], start: tuple[float, float],
-               end: tuple[float, float]) -> tuple[tuple[float, float], float]:
+    def steady(
+        marks: list[tuple[float, float]], start: tuple[float, float], end: tuple[float, float]
+    ) -> tuple[tuple[float, float], float]:
         """Rates over epochs 2..epochs and the wall seconds of the run outside them (its fixed cost)."""
         samples = n * (epochs - 1)
         wall, cpu = marks[-1][0] - marks[0][0], marks[-1][1] - marks[0][1]
@@ -297,17 +333,29 @@ def bench_images_loop(rounds: int, n: int = 2400, epochs: int = 4) -> None:
             start = clock()
             with tempfile.TemporaryDirectory() as out:
                 _, history, _ = train_image_model(
-                    x.numpy(), u.numpy(), list(range(10)), ImageModelConfig(precision=precision),
-                    ImageTrainConfig(epochs=epochs, device=str(DEVICE)), progress=False, checkpoint_dir=out,
-                    on_epoch=lambda epoch, loss: marks.append(clock()))
+                    x.numpy(),
+                    u.numpy(),
+                    list(range(10)),
+                    ImageModelConfig(precision=precision),
+                    ImageTrainConfig(epochs=epochs, device=str(DEVICE)),
+                    progress=False,
+                    checkpoint_dir=out,
+                    on_epoch=lambda epoch, loss, marks=marks: marks.append(clock()),
+                )
             curves[precision] = history["epoch_loss"]
             rate, cost = steady(marks, start, clock())
             rows[f"`ginmi images` training, {precision}"].append(rate)
             fixed[f"`ginmi images` training, {precision}"].append(cost)
         marks = []
         start = clock()
-        reference_loop(GINModel({"name": "image", "input_shape": (1, 28, 28), "seed": 0}, 10), x, u, 240, epochs,
-                       on_epoch=lambda: marks.append(clock()))
+        reference_loop(
+            GINModel({"name": "image", "input_shape": (1, 28, 28), "seed": 0}, 10),
+            x,
+            u,
+            240,
+            epochs,
+            on_epoch=lambda marks=marks: marks.append(clock()),
+        )
         rate, cost = steady(marks, start, clock())
         rows[ref_name].append(rate)
         fixed[ref_name].append(cost)
@@ -319,17 +367,26 @@ def bench_images_loop(rounds: int, n: int = 2400, epochs: int = 4) -> None:
 
     best = {k: (max(w for w, _ in v), max(c for _, c in v)) for k, v in rows.items()}
     print(f"\n### Whole image training loop ({what}, batch 240, epochs 2-{epochs} of {epochs}; best of {rounds})\n")
-    print("| implementation | samples/s (wall) | ratio (wall) | samples per CPU-s | ratio (CPU) | fixed cost per run, "
-          "60,000 images | 100 epochs x 60,000 images (wall) |\n|---|---|---|---|---|---|---|")
+    print(
+        "| implementation | samples/s (wall) | ratio (wall) | samples per CPU-s | ratio (CPU) | fixed cost per run, "
+        "60,000 images | 100 epochs x 60,000 images (wall) |\n|---|---|---|---|---|---|---|"
+    )
     for name, (w, c) in best.items():
-        print(f"| {name} | {w:.0f} | {w / best[ref_name][0]:.2f}x | {c:.0f} | {c / best[ref_name][1]:.2f}x | "
-              f"{projection(name)} |")
-    print("\n(all rounds, wall/CPU: " + "; ".join(f"{k} " + ", ".join(f"{w:.0f}/{c:.0f}" for w, c in v)
-                                               for k, v in rows.items()) + ")")
+        print(
+            f"| {name} | {w:.0f} | {w / best[ref_name][0]:.2f}x | {c:.0f} | {c / best[ref_name][1]:.2f}x | "
+            f"{projection(name)} |"
+        )
+    print(
+        "\n(all rounds, wall/CPU: "
+        + "; ".join(f"{k} " + ", ".join(f"{w:.0f}/{c:.0f}" for w, c in v) for k, v in rows.items())
+        + ")"
+    )
     gap = max(abs(b - f) / abs(f) for f, b in zip(curves["fp32"], curves["bf16"]))
-    print("\nLoss per dim after each epoch (same initialisation, batches and noise): "
-          + "; ".join(f"{p} " + ", ".join(f"{v:.4f}" for v in c) for p, c in curves.items())
-          + f"; largest relative difference {gap:.1e}")
+    print(
+        "\nLoss per dim after each epoch (same initialisation, batches and noise): "
+        + "; ".join(f"{p} " + ", ".join(f"{v:.4f}" for v in c) for p, c in curves.items())
+        + f"; largest relative difference {gap:.1e}"
+    )
 
 
 def _image_step_rate(precision: str, batch: int, compile_mode: str | None, seconds: float) -> float:
@@ -368,8 +425,9 @@ def bench_image_compiled(batches: tuple[int, ...] = (240, 960)) -> None:
         torch.backends.cudnn.benchmark = True
     modes = [None, "reduce-overhead"] if DEVICE.type == "cuda" else [None, "default"]
     print(f"\n### Image network step on {DEVICE}: eager vs torch.compile (samples/s; TF32 allowed on a GPU)\n")
-    print("| precision | compile | " + " | ".join(f"batch {b}" for b in batches) + " |\n|---|---|"
-          + "---|" * len(batches))
+    print(
+        "| precision | compile | " + " | ".join(f"batch {b}" for b in batches) + " |\n|---|---|" + "---|" * len(batches)
+    )
     for precision in ("fp32", "bf16"):
         for mode in modes:
             cells = []
@@ -391,8 +449,11 @@ def bench_synthetic(rounds: int, epochs: int = 60) -> None:
     for _ in range(rounds):
         with tempfile.TemporaryDirectory() as out:
             t0 = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "ginmi", "synthetic", "--out", out, "--no-progress",
-                            "--epochs", str(epochs)], check=True, capture_output=True)
+            subprocess.run(
+                [sys.executable, "-m", "ginmi", "synthetic", "--out", out, "--no-progress", "--epochs", str(epochs)],
+                check=True,
+                capture_output=True,
+            )
             walls.append(time.perf_counter() - t0)
         refs.append(reference_loop(GINModel({"name": "vector", "dim": 10}, 5), x, u, 240, epochs))
     wall, ref = min(walls), min(refs)
@@ -401,7 +462,9 @@ def bench_synthetic(rounds: int, epochs: int = 60) -> None:
     print(f"| `ginmi synthetic` (process start, data, training, MI, tasks, figures, report) | {wall:.1f} |")
     print(f"| reference training loop only (FrEIA + DataLoader), same epochs and batch | {ref:.1f} |")
     print(f"| ratio | {wall / ref:.2f} |")
-    print(f"\n(all rounds: ginmi {', '.join(f'{w:.1f}' for w in walls)}; reference {', '.join(f'{r:.1f}' for r in refs)})")
+    print(
+        f"\n(all rounds: ginmi {', '.join(f'{w:.1f}' for w in walls)}; reference {', '.join(f'{r:.1f}' for r in refs)})"
+    )
 
 
 def bench_trials(rounds: int, counts: tuple[int, ...] = (1, 10), epochs: int = 4) -> None:
@@ -426,8 +489,23 @@ def bench_trials(rounds: int, counts: tuple[int, ...] = (1, 10), epochs: int = 4
     for n in counts:  # the whole study: data, training, MI, tasks, figures, report of every trial
         with tempfile.TemporaryDirectory() as out:
             t0 = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "ginmi", "synthetic", "--variants", "main", "--trials", str(n),
-                            "--out", out, "--no-progress"], check=True, capture_output=True)
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "ginmi",
+                    "synthetic",
+                    "--variants",
+                    "main",
+                    "--trials",
+                    str(n),
+                    "--out",
+                    out,
+                    "--no-progress",
+                ],
+                check=True,
+                capture_output=True,
+            )
             study[n] = time.perf_counter() - t0
     print("\n| `ginmi synthetic --variants main --trials N` (whole study) | seconds | vs one trial |\n|---|---|---|")
     for n in counts:
@@ -435,8 +513,10 @@ def bench_trials(rounds: int, counts: tuple[int, ...] = (1, 10), epochs: int = 4
 
 
 def bench_scaling() -> None:
-    print("\n### ginmi step time vs batch size and data dimension (ms per step, 8 blocks, width = max(10, dim); "
-          "fused step / --no-fused autograd)\n")
+    print(
+        "\n### ginmi step time vs batch size and data dimension (ms per step, 8 blocks, width = max(10, dim); "
+        "fused step / --no-fused autograd)\n"
+    )
     print("| dim \\ batch | 60 | 240 | 1000 | 4000 |\n|---|---|---|---|---|")
     for dim in (10, 40, 160):
         cells = []
@@ -467,8 +547,9 @@ def bench_memory() -> None:
     print("\n### Peak memory, latents of 40,000 images (784-dim network), batched\n")
     print("| batch | RSS before (MiB) | peak RSS (MiB) | data (MiB) |\n|---|---|---|---|")
     for batch in (1024, 4096):
-        out = subprocess.run([sys.executable, "-c", _MEMORY.replace("BATCH", str(batch))], check=True,
-                             capture_output=True, text=True).stdout.split()
+        out = subprocess.run(
+            [sys.executable, "-c", _MEMORY.replace("BATCH", str(batch))], check=True, capture_output=True, text=True
+        ).stdout.split()
         print(f"| {batch} | {float(out[0]):.0f} | {float(out[1]):.0f} | {40_000 * 784 * 4 / 2**20:.0f} |")
 
 
@@ -484,14 +565,22 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     gpu = f", {torch.cuda.get_device_name(DEVICE)}" if DEVICE.type == "cuda" else ""
-    print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
-          f"torch {torch.__version__}, python {platform.python_version()}, device {DEVICE}{gpu}, "
-          f"native bf16: {native_bf16(DEVICE)}, load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
+        f"torch {torch.__version__}, python {platform.python_version()}, device {DEVICE}{gpu}, "
+        f"native bf16: {native_bf16(DEVICE)}, load average {os.getloadavg()[0]:.1f}"
+    )
     for what in args.what:
-        {"10d": lambda: bench_10d(args.rounds), "image": lambda: bench_image(args.rounds),
-         "loop": lambda: bench_images_loop(args.rounds), "compiled": bench_image_compiled,
-         "synthetic": lambda: bench_synthetic(args.rounds), "trials": lambda: bench_trials(args.rounds), "scaling": bench_scaling,
-         "memory": bench_memory}[what]()
+        {
+            "10d": lambda: bench_10d(args.rounds),
+            "image": lambda: bench_image(args.rounds),
+            "loop": lambda: bench_images_loop(args.rounds),
+            "compiled": bench_image_compiled,
+            "synthetic": lambda: bench_synthetic(args.rounds),
+            "trials": lambda: bench_trials(args.rounds),
+            "scaling": bench_scaling,
+            "memory": bench_memory,
+        }[what]()
         sys.stdout.flush()
     print(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
 

@@ -16,8 +16,15 @@ from ginmi.precision import AutocastSequential, native_bf16, resolve_precision
 from ginmi.training import TrainConfig, evaluate_loss, train
 
 # a small image network: 8x8 images, two downsamplings, one conv coupling per stage, one fc coupling
-ARCH = {"name": "image", "input_shape": (1, 8, 8), "conv_widths": (4, 8), "n_conv_blocks": 1, "fc_width": 32,
-        "n_fc_blocks": 1, "seed": 0}
+ARCH = {
+    "name": "image",
+    "input_shape": (1, 8, 8),
+    "conv_widths": (4, 8),
+    "n_conv_blocks": 1,
+    "fc_width": 32,
+    "n_fc_blocks": 1,
+    "seed": 0,
+}
 
 
 def _images(n: int = 240, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -152,6 +159,12 @@ def test_images_command_option_reaches_the_model():
     assert from_namespace(ImagesConfig, parser.parse_args(["--precision", "bf16"])).model.precision == "bf16"
     x, u = _images(96)
     small = {"conv_widths": (4, 8), "n_conv_blocks": 1, "fc_width": 16, "n_fc_blocks": 1}
-    model, history, _ = train_image_model(x.numpy(), u.numpy(), [0, 1, 2], ImageModelConfig(**small, precision="bf16"),
-                                          ImageTrainConfig(epochs=1, batch_size=48, threads=1), progress=False)
+    model, history, _ = train_image_model(
+        x.numpy(),
+        u.numpy(),
+        [0, 1, 2],
+        ImageModelConfig(**small, precision="bf16"),
+        ImageTrainConfig(epochs=1, batch_size=48, threads=1),
+        progress=False,
+    )
     assert model.precision == "bf16" and len(history["epoch_loss"]) == 1

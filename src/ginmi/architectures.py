@@ -13,7 +13,8 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -104,8 +105,10 @@ def conv_subnet(width: int, *, zero_last: bool = True, xavier: bool = True) -> S
 
     def construct(c_in: int, c_out: int) -> nn.Module:
         net = nn.Sequential(
-            nn.Conv2d(c_in, width, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(width, width, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(c_in, width, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(width, width, 3, padding=1),
+            nn.ReLU(),
             nn.Conv2d(width, c_out, 3, padding=1),
         )
         return _initialise(net, zero_last=zero_last, xavier=xavier)
@@ -136,8 +139,9 @@ def image_flow(
     c, h, w = (int(s) for s in input_shape)
     scale = 2 ** len(conv_widths)
     if h % scale or w % scale:
-        raise ValueError(f"image height and width must be divisible by {scale} for {len(conv_widths)} "
-                         f"downsamplings, got {h}x{w}")
+        raise ValueError(
+            f"image height and width must be divisible by {scale} for {len(conv_widths)} downsamplings, got {h}x{w}"
+        )
     block = COUPLINGS[coupling]
     blocks: list[nn.Module] = []
     k = 0

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -117,8 +118,10 @@ class GINModel(nn.Module):
         resolved = resolve_precision(precision, device)
         if self.arch.get("name") == "vector":
             if precision == "bf16":
-                raise ValueError("`precision` 'bf16' is for image networks; vector networks train in fp32 "
-                                 "(use precision='fp32' or 'auto')")
+                raise ValueError(
+                    "`precision` 'bf16' is for image networks; vector networks train in fp32 "
+                    "(use precision='fp32' or 'auto')"
+                )
             resolved = "fp32"
         set_subnet_precision(self.flow, resolved)
         self.precision = resolved
@@ -193,8 +196,14 @@ class GINModel(nn.Module):
 
     def describe(self) -> dict[str, Any]:
         """Everything needed to rebuild the model except the weights (all plain types)."""
-        desc = {"arch": self.arch, "n_classes": self.n_classes, "stats": self.stats, "classes": self.classes,
-                "linear_stage": self.linear is not None, "precision": self.precision}
+        desc = {
+            "arch": self.arch,
+            "n_classes": self.n_classes,
+            "stats": self.stats,
+            "classes": self.classes,
+            "linear_stage": self.linear is not None,
+            "precision": self.precision,
+        }
         if self.feature_names is not None:
             desc["feature_names"] = list(self.feature_names)
         return desc
@@ -232,8 +241,14 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
     blob = safe_torch_load(Path(path), map_location=map_location)
     try:
         desc = blob["model"]
-        model = GINModel(desc["arch"], desc["n_classes"], stats=desc["stats"], classes=desc["classes"],
-                         linear_stage=desc.get("linear_stage", False), precision=desc.get("precision", "fp32"))
+        model = GINModel(
+            desc["arch"],
+            desc["n_classes"],
+            stats=desc["stats"],
+            classes=desc["classes"],
+            linear_stage=desc.get("linear_stage", False),
+            precision=desc.get("precision", "fp32"),
+        )
         model.load_state_dict(blob["state_dict"])
         model.feature_names = desc.get("feature_names")
     except (KeyError, TypeError, RuntimeError) as err:
