@@ -17,7 +17,7 @@ from ginmi.tasks.adversarial import (
     rejected,
     rejection_thresholds,
 )
-from ginmi.tasks.classification import accuracy
+from ginmi.tasks.classification import accuracy, predict
 
 ARCH = {
     "name": "image",
@@ -130,3 +130,18 @@ def test_bad_arguments(problem):
     with pytest.raises(ValueError, match="selected dims"):
         evaluate_defence(model, x, u, dims=[64])
     assert np.asarray(fgsm(model, x.numpy(), u, 0.0)).shape == x.shape
+
+
+def test_table_rows_are_the_attack_of_fgsm_at_each_eta(problem):
+    """evaluate_defence takes the gradient once for all etas: each row must equal attacking with
+    fgsm at that eta and scoring the result directly."""
+    model, x, u = problem
+    dims = [0, 3, 5, 9]
+    table = evaluate_defence(model, x, u, dims=dims, etas=[0.0, 0.01, 0.05], batch_size=64)
+    for eta, row in table.items():
+        x_adv = fgsm(model, x, u, eta, dims, batch_size=64)
+        wrong = predict(model, model.transform(x_adv).detach(), dims) != u
+        passed = ~rejected(model, x_adv, dims)
+        assert row["error_rate_without_defence"] == float(wrong.mean())
+        assert row["n_passed"] == int(passed.sum())
+        assert row["error_rate_with_defence"] == int((wrong & passed).sum()) / len(u)
