@@ -13,6 +13,8 @@ hurts every contender alike):
 - ``loop``: samples/s of the whole training of ``ginmi images`` (``train_image_model``: statistics,
   trainer, checkpoints) on Fashion-MNIST images in fp32 and bf16 vs the GIN reference loop, and the
   projected time of 100 epochs of 60,000 images;
+- ``profile``: where the image network's bf16 step spends its time (forward, backward, Adam, the
+  subnets; each convolution shape's passes) and the evaluation rate vs batch size (not in the default set);
 - ``compiled``: the image step eager vs ``torch.compile`` (on a GPU ``reduce-overhead``: CUDA
   graphs), fp32 (TF32 on a GPU) and bf16, batch 240 and 960 (not in the default set);
 - ``synthetic``: wall time of a whole ``ginmi synthetic`` run vs the reference loop's training
@@ -442,6 +444,91 @@ def bench_image_compiled(batches: tuple[int, ...] = (240, 960)) -> None:
     print("\n(in brackets: wall seconds of the variant, compilation included)")
 
 
+def _best_ms(fn: Callable[[], object], repeats: int = 20, rounds: int = 3) -> float:
+    """Best over ``rounds`` of the mean wall milliseconds of ``fn`` over ``repeats`` calls (after a warm-up)."""
+    for _ in range(3):
+        fn()
+    best = math.inf
+    for _ in range(rounds):
+        _sync()
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            fn()
+        _sync()
+        best = min(best, (time.perf_counter() - t0) / repeats * 1e3)
+    return best
+
+
+def bench_profile(batch: int = 240) -> None:
+    """Where the image network's bf16 step spends its time: forward / backward / Adam, the share of the
+    coupling subnets, each convolution shape's forward, input-gradient and weight-gradient pass (bf16,
+    channels-last, as the subnets run them), and the evaluation forward pass vs its batch size."""
+    model = GINModel({"name": "image", "input_shape": (1, 28, 28), "seed": 0}, 10, precision="bf16")
+    model.to(DEVICE).train()
+    with torch.no_grad():  # trained-like weights: the zero last layers would make the couplings identities
+        for p in model.flow.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    opt = torch.optim.Adam(model.parameters(), lr=3e-4, fused=True)
+    x = torch.rand(batch, 1, 28, 28, device=DEVICE)
+    u = torch.randint(0, 10, (batch,), device=DEVICE)
+    parts = {
+        "forward (loss)": lambda: model.loss(x, u),
+        "forward + backward": lambda: model.loss(x, u).backward(),
+        "Adam": opt.step,
+    }
+    ms = {k: _best_ms(f) for k, f in parts.items()}
+    inputs: list[tuple[nn.Module, torch.Tensor]] = []
+    subnets = [m for b in model.flow.blocks for m in (getattr(b, "subnet1", None), getattr(b, "subnet2", None)) if m]
+    hooks = [m.register_forward_pre_hook(lambda mod, a: inputs.append((mod, a[0].detach()))) for m in subnets]
+    model.loss(x, u)
+    for h in hooks:
+        h.remove()
+
+    def subnets_fwd_bwd() -> None:
+        for mod, a in inputs:
+            out = mod(a.requires_grad_())
+            out.backward(torch.ones_like(out))
+
+    sub = _best_ms(subnets_fwd_bwd)
+    step = ms["forward + backward"] + ms["Adam"]
+    print(f"\n### Image network, bf16, batch {batch}, {torch.get_num_threads()} threads: where a step goes\n")
+    print("| part | ms | share of a step |\n|---|---|---|")
+    for name, value in [*ms.items(), (f"the {len(inputs)} coupling subnets, forward + backward", sub)]:
+        print(f"| {name} | {value:.1f} | {value / step:.0%} |")
+    conv_backward = torch.ops.aten.convolution_backward
+    shapes = _conv_shapes(inputs)
+    print(f"\n### Convolutions, bf16 channels-last, batch {batch} (ms per call, best of 3)\n")
+    print("| in -> out channels, size | forward | input gradient | weight + bias gradient |\n|---|---|---|---|")
+    for c_in, c_out, size in shapes:
+        a = torch.randn(batch, c_in, size, size, device=DEVICE).to(torch.bfloat16, memory_format=torch.channels_last)
+        w = torch.randn(c_out, c_in, 3, 3, device=DEVICE, dtype=torch.bfloat16)
+        g = torch.randn(batch, c_out, size, size, device=DEVICE).to(torch.bfloat16, memory_format=torch.channels_last)
+        args = (g, a, w, [c_out], [1, 1], [1, 1], [1, 1], False, [0, 0], 1)
+        cells = [
+            _best_ms(lambda a=a, w=w: torch.nn.functional.conv2d(a, w, padding=1)),
+            _best_ms(lambda args=args: conv_backward(*args, [True, False, False])),
+            _best_ms(lambda args=args: conv_backward(*args, [False, True, True])),
+        ]
+        print(f"| {c_in} -> {c_out}, {size}x{size} | " + " | ".join(f"{c:.2f}" for c in cells) + " |")
+    model.eval()
+    images = torch.rand(4000, 1, 28, 28, device=DEVICE)
+    print("\n### Latents in eval mode (fp32), 4,000 images\n\n| batch | images/s |\n|---|---|")
+    with torch.inference_mode():
+        for size in (250, 1000, 4000):
+            rate = 4000 / _best_ms(lambda size=size: [model.transform(b) for b in images.split(size)], 1) * 1e3
+            print(f"| {size} | {rate:.0f} |")
+
+
+def _conv_shapes(inputs: list[tuple[nn.Module, torch.Tensor]]) -> list[tuple[int, int, int]]:
+    """``(in_channels, out_channels, image size)`` of every distinct convolution of the recorded subnets."""
+    shapes = set()
+    for mod, a in inputs:
+        for layer in mod:
+            if isinstance(layer, nn.Conv2d):
+                shapes.add((layer.in_channels, layer.out_channels, a.shape[-1]))
+    return sorted(shapes)
+
+
 def bench_synthetic(rounds: int, epochs: int = 60) -> None:
     """Wall time of a whole ``ginmi synthetic`` run vs the reference loop's training alone (interleaved, best of each)."""
     x, u = _vector_data(10_000, 10)
@@ -576,6 +663,7 @@ def main() -> None:
             "image": lambda: bench_image(args.rounds),
             "loop": lambda: bench_images_loop(args.rounds),
             "compiled": bench_image_compiled,
+            "profile": bench_profile,
             "synthetic": lambda: bench_synthetic(args.rounds),
             "trials": lambda: bench_trials(args.rounds),
             "scaling": bench_scaling,
