@@ -63,9 +63,10 @@ FUSED = {"gin-vector"}  # the architectures the fused step trains; the others mu
 N_CLASSES = 3
 
 
-def _model(arch: str, stats: str, seed: int = 0) -> GINModel:
-    """A float64 model with random weights everywhere (identity initialisation would hide the subnets)."""
-    model = GINModel(dict(ARCHS[arch], seed=seed), N_CLASSES, stats=stats).double()
+def _model(arch: str, stats: str, seed: int = 0, linear: bool = False) -> GINModel:
+    """A float64 model with random weights everywhere (identity initialisation would hide the subnets),
+    a random standardisation and, with ``linear``, a random fixed linear stage (vector data)."""
+    model = GINModel(dict(ARCHS[arch], seed=seed), N_CLASSES, stats=stats, linear_stage=linear).double()
     g = torch.Generator().manual_seed(100 + seed)
     with torch.no_grad():
         for p in model.parameters():
@@ -74,6 +75,11 @@ def _model(arch: str, stats: str, seed: int = 0) -> GINModel:
             torch.randn(model.input_shape, generator=g, dtype=torch.float64),
             torch.rand(model.input_shape, generator=g, dtype=torch.float64) + 0.5,
         )
+        if linear:
+            model.set_linear_stage(
+                torch.eye(model.dim, dtype=torch.float64)
+                + 0.3 * torch.randn(model.dim, model.dim, generator=g, dtype=torch.float64)
+            )
     return model
 
 
@@ -126,10 +132,11 @@ def _assert_same(got: tuple[float, list[Tensor]], expected: tuple[float, list[Te
 
 @pytest.mark.parametrize("stats", ["trainable", "batch"])
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("arch", list(ARCHS))
+@pytest.mark.parametrize("arch", [*ARCHS, "gin-vector+linear"])
 def test_every_backend_computes_the_loss_and_gradient_of_autograd(arch, backend, stats, tmp_path):
+    arch, linear = arch.removesuffix("+linear"), arch.endswith("+linear")  # the fixed linear stage: vector data
     if backend == "stacked":  # two models at once: each must get its own loss and gradient
-        models = [_model(arch, stats, seed) for seed in (0, 1)]
+        models = [_model(arch, stats, seed, linear) for seed in (0, 1)]
         data = [_data(m, seed) for seed, m in enumerate(models)]
         params, buffers = stack_module_state(models)
         names = [n for n, p in models[0].named_parameters() if p.requires_grad]
@@ -141,7 +148,7 @@ def test_every_backend_computes_the_loss_and_gradient_of_autograd(arch, backend,
         for k, (m, (x, u)) in enumerate(zip(models, data)):
             _assert_same((loss[k].item(), [g[k] for g in grads]), _autograd(m, x, u))
         return
-    model = _model(arch, stats)
+    model = _model(arch, stats, linear=linear)
     x, u = _data(model)
     expected = _autograd(model, x, u)
     if backend == "distributed":

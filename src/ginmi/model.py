@@ -34,7 +34,7 @@ from ginmi.flows import SequentialFlow
 from ginmi.io import atomic_torch_save, safe_torch_load
 from ginmi.precision import resolve_precision, set_subnet_precision
 
-__all__ = ["STATS", "GINModel", "load_model"]
+__all__ = ["STATS", "GINModel", "prepare_inputs", "load_model"]
 
 STATS = ("trainable", "batch")
 _LOG_2PI = math.log(2 * math.pi)
@@ -146,8 +146,7 @@ class GINModel(nn.Module):
 
     def prepare(self, x: Tensor) -> Tensor:
         """The fixed input transforms before the flow: standardisation, then the linear stage if any."""
-        h = (x - self.shift) / self.scale
-        return h if self.linear is None else h @ self.linear.T
+        return prepare_inputs(x, self.shift, self.scale, self.linear)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Return ``(w, log|det dw/dx|)`` for data ``x``, ``w`` flattened to ``(N, dim)``."""
@@ -212,6 +211,14 @@ class GINModel(nn.Module):
         """Write weights and description atomically; load with :func:`load_model`."""
         state = {k: v.detach().cpu() for k, v in self.state_dict().items()}
         atomic_torch_save({"format_version": FORMAT_VERSION, "model": self.describe(), "state_dict": state}, path)
+
+
+def prepare_inputs(x: Tensor, shift: Tensor, scale: Tensor, linear: Tensor | None = None) -> Tensor:
+    """The model's fixed input transforms: ``(x - shift) / scale``, then ``h @ linear.T`` where there is a
+    linear stage. Shapes broadcast as in ``torch.matmul``, so stacked models (leading model dimension on
+    every argument, as :func:`ginmi.training.train_many` holds them) go through the same function."""
+    h = (x - shift) / scale
+    return h if linear is None else h @ linear.transpose(-1, -2)
 
 
 def class_statistics(w: Tensor, u: Tensor, n_classes: int) -> tuple[Tensor, Tensor]:

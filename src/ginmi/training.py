@@ -58,7 +58,7 @@ from ginmi.config import option
 from ginmi.flows import AffineCoupling, Permutation, declared_backends
 from ginmi.fused import FlatAdam, FlatParameters, FusedStep, FusedStepUnavailable, FusedStepWarning, unsupported_reason
 from ginmi.fused import supports as fused_supports
-from ginmi.model import GINModel, class_statistics, gaussian_nll
+from ginmi.model import GINModel, class_statistics, gaussian_nll, prepare_inputs
 
 __all__ = [
     "TrainConfig",
@@ -369,7 +369,7 @@ def fit_linear_stage(
     if model.linear is None:
         raise ValueError("this model has no linear stage; build it with linear_stage=True")
     with torch.no_grad():
-        h = ((x.reshape(len(x), -1).double() - model.shift.double()) / model.scale.double()).cpu()
+        h = prepare_inputs(x.reshape(len(x), -1).double(), model.shift.double(), model.scale.double()).cpu()
     # heavy tails must not dominate the class covariances: clip each feature to its 1%-99% range
     low, high = torch.quantile(h, torch.tensor([0.01, 0.99], dtype=h.dtype), dim=0)
     h = torch.minimum(torch.maximum(h, low), high)
@@ -998,9 +998,7 @@ def _stacked_loss(model: GINModel, p: dict[str, Tensor], b: dict[str, Tensor], x
 
         return run
 
-    h = (x - b["shift"][:, None]) / b["scale"][:, None]
-    if b.get("linear") is not None:
-        h = torch.bmm(h, b["linear"].transpose(1, 2))
+    h = prepare_inputs(x, b["shift"][:, None], b["scale"][:, None], b.get("linear"))
     log_det = None
     for i, block in enumerate(model.flow.blocks):
         pre = f"flow.blocks.{i}."
