@@ -581,6 +581,120 @@ def cpu_threads(config: TrainConfig, model: GINModel) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+class _Run:
+    """The state of one :func:`train` run and what a step, a checkpoint and a resume do to it:
+    optimizer (fused step, flat buffer or, under ``torchrun``, DDP), schedule, private RNGs, step
+    count, loss history, and the epochs reached and safely checkpointed (for error messages)."""
+
+    def __init__(
+        self,
+        model: GINModel,
+        n_samples: int,
+        config: TrainConfig,
+        ctx: dist.DistContext,
+        device: torch.device,
+        checkpoint: Path | None,
+    ) -> None:
+        self.model, self.config, self.ctx, self.checkpoint = model, config, ctx, checkpoint
+        self.order_gen, self.noise_gen = _generators(config.seed, device)
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.flat = FlatParameters(self.params) if ctx.world_size == 1 else None
+        self.fused = _fused_step(model, self.flat, config, device)
+        self.optimizer: FlatAdam | torch.optim.Adam
+        if self.fused is not None and self.flat is not None:
+            self.optimizer = FlatAdam(self.flat.flat, self.flat.grad, lr=config.lr, weight_decay=config.weight_decay)
+        else:
+            self.optimizer = _adam([self.flat.flat] if self.flat is not None else self.params, config)
+        self.batch_size = config.batch_size_for(n_samples)
+        self.schedule = _LRSchedule(config, math.ceil(n_samples / self.batch_size))
+        self.objective = dist.wrap_objective(model, ctx) if ctx.world_size > 1 else None
+        self.history: dict[str, list[float]] = {"step_loss": [], "epoch_loss": [], "epoch_seconds": []}
+        self.step, self.epoch, self.good_epoch = 0, 0, cast(int | None, None)
+
+    def rng_state(self) -> tuple[Tensor, Tensor]:
+        return self.order_gen.get_state(), self.noise_gen.get_state()
+
+    def resume(self) -> tuple[int, int, list[float]]:
+        """Continue from the checkpoint where there is one (rank 0 reads it, the others receive it: they need
+        no access to the folder); returns the epoch to start at, the batches of it already done and their losses."""
+        state = None
+        if self.checkpoint is not None:
+            if self.ctx.rank == 0 and self.checkpoint.is_file():
+                state = load_checkpoint(self.checkpoint)  # RNG states must stay on the CPU
+            if self.ctx.world_size > 1:
+                state = dist.broadcast_object(state)
+        if state is None:
+            return 0, 0, []
+        _check_fingerprint(state, self.config, self.checkpoint)
+        with torch.no_grad():
+            self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.order_gen.set_state(state["rng"]["order"])
+        self.noise_gen.set_state(state["rng"]["noise"])
+        torch.set_rng_state(state["rng"]["torch"])
+        self.history = {k: list(v) for k, v in state["history"].items()}
+        self.step, self.good_epoch = int(state["step"]), int(state["epoch"])
+        return int(state["epoch"]), int(state.get("batch", 0)), list(state.get("partial_losses", []))
+
+    def snapshot(
+        self, epoch_done: int, rng: tuple[Tensor, Tensor], batch: int = 0, partial_losses: Sequence[float] = ()
+    ) -> dict[str, Any]:
+        """The checkpoint: after ``epoch_done`` epochs and ``batch`` batches of the next (an interrupt)."""
+        return {
+            "model": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": {"step": self.step, "lr": self.optimizer.param_groups[0]["lr"]},
+            "epoch": epoch_done,
+            "step": self.step,
+            "batch": batch,
+            "partial_losses": list(partial_losses),
+            "rng": {"order": rng[0], "noise": rng[1].cpu(), "torch": torch.get_rng_state()},
+            "history": self.history,
+            "config": _config_fingerprint(self.config),
+        }
+
+    def diverged(self, what: str, step: int) -> DivergenceError:
+        return _divergence(what, self.epoch + 1, step, self.config, self.checkpoint, self.good_epoch)
+
+    def _loss_and_gradient(self, xb: Tensor, ub: Tensor) -> float:
+        """The batch's loss, its gradient left in the parameters' ``.grad``."""
+        if self.fused is not None:
+            return self.fused(xb, ub)
+        if self.objective is None:
+            assert self.flat is not None  # one process: the parameters live in the flat buffer
+            loss = self.model.loss(xb, ub)
+            self.flat.grad.zero_()
+            loss.backward()
+            return loss.item()
+        assert isinstance(self.optimizer, torch.optim.Adam)  # several processes: torch's Adam
+        self.optimizer.zero_grad(set_to_none=True)
+        loss, value = self.objective(xb, ub)
+        loss.backward()
+        return value
+
+    def optimise(self, xb: Tensor, ub: Tensor) -> float:
+        """One optimizer step on the batch (schedule, clipping, Adam); returns its loss."""
+        value = self._loss_and_gradient(xb, ub)
+        if not math.isfinite(value):
+            raise self.diverged("loss", self.step + 1)
+        self.optimizer.param_groups[0]["lr"] = self.config.lr * self.schedule(self.step)
+        self.step += 1
+        if isinstance(self.optimizer, FlatAdam):  # clipping and update in one kernel
+            norm = self.optimizer.step(self.config.grad_clip)
+        else:
+            norm = _clip_gradients(
+                self.flat.grad if self.flat is not None else None, self.params, self.config.grad_clip
+            )
+            if math.isfinite(norm):
+                self.optimizer.step()
+        if not math.isfinite(norm):
+            raise self.diverged("gradient", self.step)
+        return value
+
+    def parameters_finite(self) -> bool:
+        return all(bool(torch.isfinite(p).all()) for p in ([self.flat.flat] if self.flat is not None else self.params))
+
+
 def train(
     model: GINModel,
     x: Tensor,
@@ -610,63 +724,12 @@ def train(
         ctx = dist.init_from_env(config.device)
         device = training_device(config, model)
         torch.manual_seed(config.seed)
-        order_gen, noise_gen = _generators(config.seed, device)
         model.to(device).train()
         x, u = x.to(device), u.to(device)
-        params = [p for p in model.parameters() if p.requires_grad]
-        flat = FlatParameters(params) if ctx.world_size == 1 else None
-        opt_params = [flat.flat] if flat is not None else params
-        fused = _fused_step(model, flat, config, device)
-        optimizer: FlatAdam | torch.optim.Adam
-        if fused is not None and flat is not None:
-            optimizer = FlatAdam(flat.flat, flat.grad, lr=config.lr, weight_decay=config.weight_decay)
-        else:
-            optimizer = _adam(opt_params, config)
-        batch_size = config.batch_size_for(len(x))
-        schedule = _LRSchedule(config, math.ceil(len(x) / batch_size))
-        epochs = schedule.epochs
-        objective = dist.wrap_objective(model, ctx) if ctx.world_size > 1 else None
-        history: dict[str, list[float]] = {"step_loss": [], "epoch_loss": [], "epoch_seconds": []}
         ckpt_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
-        start_epoch, step, good_epoch = 0, 0, None
-        state = None
-        if config.resume and ckpt_path is not None:
-            if ctx.rank == 0 and ckpt_path.is_file():
-                state = load_checkpoint(ckpt_path)  # RNG states must stay on the CPU
-            if ctx.world_size > 1:  # rank 0 reads, the others receive it: they need no access to the folder
-                state = dist.broadcast_object(state)
-        skip_batches, partial = 0, []
-        if state is not None:
-            _check_fingerprint(state, config, ckpt_path)
-            with torch.no_grad():
-                model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            order_gen.set_state(state["rng"]["order"])
-            noise_gen.set_state(state["rng"]["noise"])
-            torch.set_rng_state(state["rng"]["torch"])
-            history = {k: list(v) for k, v in state["history"].items()}
-            start_epoch, step = int(state["epoch"]), int(state["step"])
-            skip_batches, partial = int(state.get("batch", 0)), list(state.get("partial_losses", []))
-            good_epoch = start_epoch
-        main = ctx.rank == 0
-
-        def snapshot(
-            epoch_done: int, rng_order: Tensor, rng_noise: Tensor, batch: int = 0, partial_losses: Sequence[float] = ()
-        ) -> dict[str, Any]:
-            """The checkpoint: after ``epoch_done`` epochs and ``batch`` batches of the next (an interrupt)."""
-            return {
-                "model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-                "optimizer": optimizer.state_dict(),
-                "scheduler": {"step": step, "lr": optimizer.param_groups[0]["lr"]},
-                "epoch": epoch_done,
-                "step": step,
-                "batch": batch,
-                "partial_losses": list(partial_losses),
-                "rng": {"order": rng_order, "noise": rng_noise.cpu(), "torch": torch.get_rng_state()},
-                "history": history,
-                "config": _config_fingerprint(config),
-            }
-
+        run = _Run(model, len(x), config, ctx, device, ckpt_path)
+        start_epoch, skip_batches, partial = run.resume() if config.resume else (0, 0, [])
+        epochs, main = run.schedule.epochs, ctx.rank == 0
         bar = tqdm(
             range(start_epoch, epochs),
             desc="training",
@@ -676,89 +739,63 @@ def train(
             initial=start_epoch,
             total=epochs,
         )
-        grads = flat.grad if flat is not None else None
         last_save = time.perf_counter()
         autotune = torch.backends.cudnn.benchmark
         torch.backends.cudnn.benchmark = autotune or device.type == "cuda"  # fixed shapes: let cuDNN pick its kernels
         stop = _InterruptFlag(enabled=ckpt_path is not None and ctx.world_size == 1)  # in threads: _STOP_THREADS
         try:
             for epoch in bar:
-                t0, losses = time.perf_counter(), partial
-                epoch_rng = (order_gen.get_state(), noise_gen.get_state())
-                xe, ue = _epoch_data(x, u, config, order_gen, noise_gen)
-                skipped = _skipped_batches(model, ue, batch_size)
-                for i, (xb, ub) in enumerate(zip(xe.split(batch_size), ue.split(batch_size))):
+                run.epoch, t0, losses = epoch, time.perf_counter(), partial
+                epoch_rng = run.rng_state()
+                xe, ue = _epoch_data(x, u, config, run.order_gen, run.noise_gen)
+                skipped = _skipped_batches(model, ue, run.batch_size)
+                for i, (xb, ub) in enumerate(zip(xe.split(run.batch_size), ue.split(run.batch_size))):
                     if stop.raised:  # Ctrl-C: checkpoint at this step boundary, then stop
                         if ckpt_path is None:
                             raise KeyboardInterrupt
                         if main:
-                            save_checkpoint(ckpt_path, snapshot(epoch, *epoch_rng, batch=i, partial_losses=losses))
-                        raise TrainingInterrupted(ckpt_path, epoch, epochs, step)
+                            save_checkpoint(ckpt_path, run.snapshot(epoch, epoch_rng, batch=i, partial_losses=losses))
+                        raise TrainingInterrupted(ckpt_path, epoch, epochs, run.step)
                     if skipped[i] or i < skip_batches:
                         continue
-                    if fused is not None:
-                        value = fused(xb, ub)
-                    elif objective is None:
-                        assert grads is not None  # one process: the parameters live in the flat buffer
-                        loss = model.loss(xb, ub)
-                        grads.zero_()
-                        loss.backward()
-                        value = loss.item()
-                    else:
-                        assert isinstance(optimizer, torch.optim.Adam)  # several processes: torch's Adam
-                        optimizer.zero_grad(set_to_none=True)
-                        loss, value = objective(xb, ub)
-                        loss.backward()
-                    if not math.isfinite(value):
-                        raise _divergence("loss", epoch + 1, step + 1, config, ckpt_path, good_epoch)
-                    optimizer.param_groups[0]["lr"] = config.lr * schedule(step)
-                    step += 1
-                    if isinstance(optimizer, FlatAdam):  # clipping and update in one kernel
-                        norm = optimizer.step(config.grad_clip)
-                    else:
-                        norm = _clip_gradients(grads, params, config.grad_clip)
-                        if math.isfinite(norm):
-                            optimizer.step()
-                    if not math.isfinite(norm):
-                        raise _divergence("gradient", epoch + 1, step, config, ckpt_path, good_epoch)
+                    value = run.optimise(xb, ub)
                     losses.append(value)
                     if on_step is not None and main:
-                        on_step(step, value)
+                        on_step(run.step, value)
                 skip_batches, partial = 0, []
-                if not all(bool(torch.isfinite(p).all()) for p in ([flat.flat] if flat is not None else params)):
-                    raise _divergence("parameter", epoch + 1, step, config, ckpt_path, good_epoch)
+                if not run.parameters_finite():
+                    raise run.diverged("parameter", run.step)
                 epoch_loss = float(np.mean(losses)) if losses else math.nan
-                history["step_loss"].extend(losses)
-                history["epoch_loss"].append(epoch_loss)
-                history["epoch_seconds"].append(time.perf_counter() - t0)
+                run.history["step_loss"].extend(losses)
+                run.history["epoch_loss"].append(epoch_loss)
+                run.history["epoch_seconds"].append(time.perf_counter() - t0)
                 bar.set_postfix(loss=f"{epoch_loss:.4f}")
-                last = epoch + 1 == epochs
                 every = config.checkpoint_every
                 due = (
                     every > 0
                     and (epoch + 1) % every == 0
                     and time.perf_counter() - last_save >= config.checkpoint_seconds
                 )
-                if ckpt_path is not None and (last or due):
+                if ckpt_path is not None and (epoch + 1 == epochs or due):
                     last_save = time.perf_counter()
                     if main:
-                        save_checkpoint(ckpt_path, snapshot(epoch + 1, order_gen.get_state(), noise_gen.get_state()))
-                    good_epoch = epoch + 1
+                        save_checkpoint(ckpt_path, run.snapshot(epoch + 1, run.rng_state()))
+                    run.good_epoch = epoch + 1
                 if on_epoch is not None and main:
                     on_epoch(epoch, epoch_loss)
             if stop.raised:  # Ctrl-C during the last step: training is done and saved, but stop as asked
-                raise TrainingInterrupted(ckpt_path, epochs - 1, epochs, step) if ckpt_path else KeyboardInterrupt()
+                raise TrainingInterrupted(ckpt_path, epochs - 1, epochs, run.step) if ckpt_path else KeyboardInterrupt()
         finally:
             stop.restore()
             torch.backends.cudnn.benchmark = autotune
-            if flat is not None:
-                flat.unpack()
+            if run.flat is not None:
+                run.flat.unpack()
             bar.close()
         model.eval()
         if model.stats == "batch":
             with torch.no_grad():
                 model.set_class_statistics(_batched_transform(model, x), u)
-        return history
+        return run.history
 
 
 def train_many(
