@@ -300,7 +300,9 @@ def test_fit_at_the_defaults_learns_the_wine_table(tmp_path, capsys):
     (tmp_path / "wine.csv").write_text("\n".join(lines) + "\n")
     run = tmp_path / "run"
     assert main(["fit", str(tmp_path / "wine.csv"), "--no-progress", "--no-report", "--out", str(run)]) == 0
-    assert "334 epochs of 6 batches of 30 (2004 optimiser steps)" in capsys.readouterr().err  # the note
+    note = capsys.readouterr().err
+    assert "334 epochs of 6 batches of 30 (2004 optimiser steps)" in note  # the note, in the command's words:
+    assert "--n-blocks" in note and "--width" in note and "`" not in note
     results = json.loads((run / "results.json").read_text())
     assert results["accuracy_vs_k"]["evaluated_on"] == "training data"
     assert results["accuracy_vs_k"]["mi"][-1] >= 0.95  # all 13 latents

@@ -218,6 +218,9 @@ def test_small_data_note():
     assert "parameters" not in schedule_note(TrainConfig(), 2000, 5000, 10)  # 20,000 numbers: only the steps
     note = schedule_note(TrainConfig(), 178, 5326, 13)
     assert "(2004 optimiser steps)" in note and "5326 parameters for 2314 numbers" in note and "\n" not in note
+    assert "`n_blocks`" in note  # library parameter names, which the command line turns into its flags
+    short = schedule_note(TrainConfig(epochs=1), 178)
+    assert short.startswith("only 1 optimiser step (1 epoch of 1 batch)") and "`epochs`=None" in short
 
 
 def test_train_many_in_threads_checkpoints_and_stops_on_ctrl_c(tmp_path):

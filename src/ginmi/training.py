@@ -222,21 +222,26 @@ def schedule_note(
     notes = []
     if batch < config.batch_size or epochs > DEFAULT_EPOCHS and config.epochs is None:
         notes.append(
-            f"{n_samples} samples: training {epochs} epochs of {steps} batches of {batch} "
+            f"{n_samples} samples: training {_count(epochs, 'epoch')} of {_count(steps, 'batch', 'batches')} of {batch} "
             f"({epochs * steps} optimiser steps)"
         )
     elif epochs * steps < 500:
         notes.append(
-            f"only {epochs * steps} optimiser steps ({epochs} epochs of {steps} batches); "
-            f"epochs = none trains at least min_steps = {config.min_steps}"
+            f"only {_count(epochs * steps, 'optimiser step')} ({_count(epochs, 'epoch')} of {_count(steps, 'batch', 'batches')}); "
+            f"`epochs`=None trains at least `min_steps`={config.min_steps}"
         )
     if n_parameters is not None and n_parameters > n_samples * n_features:
         notes.append(
             f"the model has {n_parameters} parameters for {n_samples * n_features} numbers "
             f"({n_samples} samples x {n_features} features) and may overfit "
-            "(a smaller model: fewer blocks (n_blocks) or a smaller width)"
+            "(a smaller model: fewer blocks, `n_blocks`, or a smaller `width`)"
         )
     return "; ".join(notes) or None
+
+
+def _count(n: int, noun: str, plural: str | None = None) -> str:
+    """``"1 epoch"``, ``"3 epochs"``; ``plural`` where it is not ``noun + "s"`` (``"batches"``)."""
+    return f"{n} {noun}" if n == 1 else f"{n} {plural or noun + 's'}"
 
 
 # options that may differ between an interrupted run and its resumption

@@ -270,15 +270,18 @@ def _check_paths(config: Any) -> None:
         check_run_dir(config.out, config.train)
 
 
-def _print_note(message: Any, category: type, *args: Any, **kwargs: Any) -> None:
-    """Warnings about the data and the settings as one line each (``ginmi: note: ...``)."""
-    if issubclass(category, (SmallDataWarning, FusedStepWarning)):
-        print(f"ginmi: note: {message}", file=sys.stderr, flush=True)
-    else:
-        _show_warning(message, category, *args, **kwargs)
+def _note_printer(options: Iterable[str]) -> Callable[..., None]:
+    """``warnings.showwarning`` for a command: warnings about the data and the settings as one line each
+    (``ginmi: note: ...``), in the command line's words (:func:`cli_vocabulary`); others as usual."""
+    show_warning = warnings.showwarning
 
+    def show(message: Any, category: type, *args: Any, **kwargs: Any) -> None:
+        if issubclass(category, (SmallDataWarning, FusedStepWarning)):
+            print(f"ginmi: note: {cli_vocabulary(str(message), options)}", file=sys.stderr, flush=True)
+        else:
+            show_warning(message, category, *args, **kwargs)
 
-_show_warning = warnings.showwarning
+    return show
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -293,7 +296,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     main_process = True
     try:
         with warnings.catch_warnings():
-            warnings.showwarning = _print_note
+            warnings.showwarning = _note_printer(option_names(cmd.config))
             _check_unused(args.command, args)
             config = resolve_config(args.command, args)
             _check_paths(config)
@@ -323,7 +326,8 @@ _PARAMETER = re.compile(r"`([a-z][a-z0-9_]*)`(?:=('[^']*'|\"[^\"]*\"|[^\s,;)]+))
 def cli_vocabulary(message: str, options: Iterable[str]) -> str:
     """A library message in the command line's words: each backticked Python parameter that is an
     option of the command, with or without a value (`` `lr` ``, `` `k`=3 ``, `` `threshold`='fdr' ``,
-    `` `verify`=False ``), becomes its flag (``--lr``, ``--k 3``, ``--threshold fdr``, ``--no-verify``).
+    `` `verify`=False ``, `` `epochs`=None ``), becomes its flag (``--lr``, ``--k 3``, ``--threshold fdr``,
+    ``--no-verify``, ``--epochs none``).
 
     Example:
         >>> cli_vocabulary("lower `lr` (e.g. `lr`=0.0001) or set `verify`=False; `other` stays", ["lr", "verify"])
@@ -340,6 +344,8 @@ def cli_vocabulary(message: str, options: Iterable[str]) -> str:
             return dashed
         if value in ("True", "False"):
             return dashed if value == "True" else f"--no-{name.replace('_', '-')}"
+        if value == "None":
+            return f"{dashed} none"
         return f"{dashed} {value.strip(chr(39) + chr(34))}"
 
     return _PARAMETER.sub(flag, message)
