@@ -137,6 +137,28 @@ def test_transform_and_report_results_round_trip(runs, tmp_path, capsys):
     assert ReportResult.from_json(report).to_json() == report
 
 
+def test_transform_takes_images_for_a_model_of_ginmi_images(runs, tmp_path, capsys):
+    """`ginmi transform` refused every image model's data ('features must be (n_samples, n_features)')."""
+    import torch
+
+    from ginmi.model import load_model
+
+    run = runs["images"][0]
+    out = tmp_path / "w.npz"
+    assert main(["transform", str(run / "model.pt"), str(run.parent / "outliers.npz"), "--out", str(out)]) == 0
+    with np.load(out) as written:
+        w, selected = written["w"], written["selected"]
+    images = np.load(run.parent / "outliers.npz")["x"]
+    with torch.no_grad():
+        expected = load_model(run / "model.pt").transform(torch.as_tensor(images)).double().numpy()
+    np.testing.assert_allclose(w, expected, rtol=0, atol=1e-6)
+    assert selected.tolist() == _read(run)["criteria"]["mi"]["selected"]
+    np.savez(tmp_path / "small.npz", x=images[:, :, :4, :4])
+    capsys.readouterr()
+    assert main(["transform", str(run / "model.pt"), str(tmp_path / "small.npz"), "--out", str(out)]) == 2
+    assert "holds images of shape (1, 4, 4) (C, H, W), but the model" in capsys.readouterr().err
+
+
 def _key_paths(value: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
     """Every key path of a JSON value as a tuple of keys (keys may hold dots: FGSM step sizes); objects in
     a list are reached through its key with ``[]`` appended, as in the schema (``trials[]``)."""

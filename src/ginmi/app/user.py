@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from ginmi.app.common import environment, make_run_dir, release_run_dir, stage, write_run_config
+from ginmi.app.images import load_image_file
 from ginmi.app.logging_utils import LogConfig, MetricsLogger
 from ginmi.app.report import write_report
 from ginmi.app.results import (
@@ -328,7 +329,12 @@ class TransformConfig:
     """Options of ``ginmi transform MODEL DATA``."""
 
     model_path: str = option("", "a model.pt written by ginmi", cli=False)
-    data: str = option("", "the data file: .npz (array x) or .csv", cli=False)
+    data: str = option(
+        "",
+        "the data file: .npz (array x) or .csv; for a model of ginmi images an .npz of images x "
+        "(N, C, H, W) or (N, H, W) like its --data",
+        cli=False,
+    )
     label_column: str = option("label", "name of a label column of a CSV file to ignore")
     criterion: str = option("mi", "whose selected dims to write as w_selected", choices=("mi", "var"))
     out: str = option(
@@ -339,7 +345,8 @@ class TransformConfig:
 
 
 def run_transform(config: TransformConfig) -> dict[str, Any]:
-    """Write ``w = g(x)`` for new data (and the columns selected in the model's run folder).
+    """Write ``w = g(x)`` for new data (and the columns selected in the model's run folder): feature
+    tables for the models of ``ginmi fit`` and ``ginmi synthetic``, images for those of ``ginmi images``.
 
     CSV columns are matched by name to the training data's (kept in the model file): reordered,
     or refused with the names of missing and unknown columns.
@@ -352,13 +359,21 @@ def run_transform(config: TransformConfig) -> dict[str, Any]:
     if not out.parent.is_dir() and out.parent.exists():
         raise ValueError(f"--out {out}: {out.parent} is not a folder")
     model = load_model(config.model_path)
-    table = load_table(config.data, label_column=config.label_column, require_labels=False)
-    x = check_features(match_columns(table, model.feature_names, config.data))
-    if x.shape[1] != model.dim:
-        raise ValueError(
-            f"the data have {x.shape[1]} features but the model {config.model_path} expects {model.dim}; "
-            "use data with the same columns as the training data"
-        )
+    if len(model.input_shape) > 1:  # a model of `ginmi images`: images as its --data takes them
+        x, _ = load_image_file(config.data, labels=False)
+        if x.shape[1:] != tuple(model.input_shape):
+            raise ValueError(
+                f"{config.data} holds images of shape {x.shape[1:]} (C, H, W), but the model "
+                f"{config.model_path} was trained on images of shape {tuple(model.input_shape)}"
+            )
+    else:
+        table = load_table(config.data, label_column=config.label_column, require_labels=False)
+        x = check_features(match_columns(table, model.feature_names, config.data))
+        if x.shape[1] != model.dim:
+            raise ValueError(
+                f"the data have {x.shape[1]} features but the model {config.model_path} expects {model.dim}; "
+                "use data with the same columns as the training data"
+            )
     w = compute_latents(model, x)
     results_path = Path(config.model_path).parent / "results.json"
     selected = None
