@@ -37,9 +37,10 @@ def _good(n=120, d=4, seed=0):
     [
         ("nan", "NaN/inf"),
         ("inf", "NaN/inf"),
-        ("one_class", "only one class"),
-        ("tiny_class", "fewer than 2 samples"),
+        ("one_class", "only one class (0) in the labels"),
+        ("tiny_class", "1 class(es) with fewer than 2 samples, label (count): 7 (1)"),
         ("lengths", "different lengths"),
+        ("images", "holds images x of shape (120, 1, 2, 2); ginmi fit takes feature tables"),
     ],
 )
 def test_fit_rejects_bad_arrays(tmp_path, capsys, case, message):
@@ -54,6 +55,8 @@ def test_fit_rejects_bad_arrays(tmp_path, capsys, case, message):
         u[0] = 7
     elif case == "lengths":
         u = u[:-5]
+    elif case == "images":
+        x = x.reshape(len(x), 1, 2, 2)
     out = tmp_path / "run"
     _run_fails(["fit", _npz(tmp_path / "d.npz", x, u), "--out", str(out), *TINY], capsys, message, out)
 

@@ -109,11 +109,12 @@ def encode_labels(u: Any, n_samples: int, *, min_per_class: int = 2) -> tuple[np
         raise ValueError(f"labels and features have different lengths: {len(u)} labels for {n_samples} samples")
     classes, idx, counts = np.unique(u, return_inverse=True, return_counts=True)
     if len(classes) < 2:
-        raise ValueError(f"only one class ({classes[0]!r}) in the labels; need at least 2 classes")
-    small = [(c, n) for c, n in zip(classes.tolist(), counts.tolist()) if n < min_per_class]
+        raise ValueError(f"only one class ({classes.tolist()[0]!r}) in the labels; need at least 2 classes")
+    small = [f"{c!r} ({n})" for c, n in zip(classes.tolist(), counts.tolist()) if n < min_per_class]
     if small:
         raise ValueError(
-            f"class(es) with fewer than {min_per_class} samples: {small[:5]}; drop them or collect more data"
+            f"{len(small)} class(es) with fewer than {min_per_class} samples, label (count): "
+            f"{', '.join(small[:5])}{' ...' if len(small) > 5 else ''}; drop them or collect more data"
         )
     return idx.astype(np.int64), [c.item() if hasattr(c, "item") else c for c in classes]
 

@@ -259,6 +259,11 @@ def run_fit(config: FitConfig) -> dict[str, Any]:
     """Train on the user's file, score and select latents, write the run folder."""
     t_start = time.perf_counter()
     table = load_table(config.data, label_column=config.label_column)
+    if np.ndim(table.x) > 2:
+        raise ValueError(
+            f"{config.data} holds images x of shape {np.shape(table.x)}; ginmi fit takes feature tables "
+            f"(n_samples, n_features): train on images with ginmi images --data {config.data}"
+        )
     x = check_features(table.x)
     u, classes = encode_labels(table.u, len(x))
     if x.shape[1] < 2:
