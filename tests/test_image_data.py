@@ -307,6 +307,7 @@ def test_parse_heldout() -> None:
 def test_heldout_indices_match_labels_by_text() -> None:
     assert heldout_indices("heldout:dog, cat,dog", ["cat", "dog", "eel"]) == [0, 1]
     assert heldout_indices("heldout:5,3", [3, 4, 5]) == [0, 2]  # integer labels by their value, not position
+    assert heldout_indices("heldout:1", [0.0, 1.0]) == [1]  # labels saved as floats
     with pytest.raises(ValueError, match=r"labels \['fox'\] are not in the data"):
         heldout_indices("heldout:fox", ["cat", "dog"])
     with pytest.raises(ValueError, match="names no class"):

@@ -846,21 +846,33 @@ def parse_heldout(spec: str) -> list[int]:
 
 
 def heldout_indices(spec: str, classes: Sequence[Any]) -> list[int]:
-    """Indices into ``classes`` (a data set's label values, ints or strings) of the labels that a
-    ``"heldout:A,B"`` specification names, sorted; labels are matched by their text, so
-    ``heldout:3,5`` and ``heldout:cat,dog`` both work.
+    """Indices into ``classes`` (a data set's label values, ints, floats or strings) of the labels that a
+    ``"heldout:A,B"`` specification names, sorted: a label matches by its text or, for numbers, by
+    value, so ``heldout:3,5`` finds ``3`` and ``3.0``, and ``heldout:cat,dog`` finds names.
 
     Raises
     ------
     ValueError
         If the specification names no label or a label that ``classes`` does not hold.
     """
-    names = [str(c) for c in classes]
-    items = _heldout_items(spec)
-    missing = [item for item in items if item not in names]
+    found, missing = set(), []
+    for item in _heldout_items(spec):
+        hits = [i for i, c in enumerate(classes) if _same_label(item, c)]
+        found.update(hits)
+        if not hits:
+            missing.append(item)
     if missing:
-        raise ValueError(f"{spec!r}: labels {missing} are not in the data (labels: {names[:10]})")
-    return sorted({names.index(item) for item in items})
+        raise ValueError(f"{spec!r}: labels {missing} are not in the data (labels: {[str(c) for c in classes][:10]})")
+    return sorted(found)
+
+
+def _same_label(item: str, label: Any) -> bool:
+    if str(label) == item:
+        return True
+    try:
+        return float(item) == float(label)
+    except (TypeError, ValueError):
+        return False
 
 
 def _heldout_items(spec: str) -> list[str]:
