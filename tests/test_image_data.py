@@ -198,6 +198,21 @@ def test_download_without_torchvision(tmp_path: Path, monkeypatch: pytest.Monkey
         load_split("emnist-digits", "test", tmp_path, download=True)
 
 
+def test_cli_download_without_torchvision_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It was a traceback of two chained exceptions, ending in a message that said to pass `download`=True."""
+    from ginmi.app.cli import main
+
+    monkeypatch.setitem(sys.modules, "torchvision", None)
+    monkeypatch.setitem(sys.modules, "torchvision.datasets", None)
+    argv = ["images", "--data-dir", str(tmp_path), "--download", "--no-progress", "--out", str(tmp_path / "run")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("ginmi: error: --download for emnist-digits needs torchvision") and "\n" not in err
+    assert "pip install 'ginmi[download]'; or get the files by hand: download the EMNIST" in err
+
+
 def test_download_through_torchvision(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
 

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["usable_cores"]
+__all__ = ["MissingDependencyError", "usable_cores"]
+
+
+class MissingDependencyError(ImportError):
+    """An optional package that the requested feature needs is not installed; the message says how to
+    install it (the command line prints it as one line, unlike an ``ImportError`` of a broken install)."""
 
 
 def usable_cores() -> int:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ginmi import __version__, distributed
+from ginmi._platform import MissingDependencyError
 from ginmi.app.common import check_run_dir
 from ginmi.app.images import ImagesConfig, run_images
 from ginmi.app.images import write_figures as write_image_figures
@@ -309,7 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 130
-    except (ValueError, OSError, DivergenceError) as err:
+    except (ValueError, OSError, DivergenceError, MissingDependencyError) as err:
         print(f"ginmi: error: {cli_vocabulary(_one_line(err), option_names(cmd.config))}", file=sys.stderr)
         return 2
     finally:

@@ -92,6 +92,7 @@ import torch
 import torch.nn.functional as F
 from numpy.typing import ArrayLike
 
+from ginmi._platform import MissingDependencyError
 from ginmi.data.idx import read_idx
 
 #: Folder where Debian's ``dataset-fashion-mnist`` package installs its files.
@@ -171,11 +172,12 @@ def _emnist_spec(subset: str, class_names: tuple[str, ...], label_offset: int) -
         how_to_get=(
             "download the EMNIST gzip release (gzip.zip from "
             "https://www.nist.gov/itl/products-and-services/emnist-dataset) and unzip it "
-            "into the data directory (the files then lie in DATA_DIR/gzip/), or pass "
-            "`download`=True, which needs torchvision: "
-            "pip install 'ginmi[download]'"
+            "into the data directory (the files then lie in DATA_DIR/gzip/)"
         ),
     )
+
+
+_DOWNLOAD = "`download`=True, which needs torchvision: pip install 'ginmi[download]'"
 
 
 #: Registry of the known IDX image data sets.
@@ -192,11 +194,7 @@ DATASETS: dict[str, DatasetSpec] = {
         torchvision_class="MNIST",
         torchvision_kwargs={},
         torchvision_subdir="MNIST/raw",
-        how_to_get=(
-            "copy the four MNIST IDX files (train-images-idx3-ubyte.gz etc.) into the "
-            "data directory, or pass `download`=True, which needs "
-            "torchvision: pip install 'ginmi[download]'"
-        ),
+        how_to_get=("copy the four MNIST IDX files (train-images-idx3-ubyte.gz etc.) into the data directory"),
     ),
     "fashion-mnist": DatasetSpec(
         name="fashion-mnist",
@@ -211,9 +209,7 @@ DATASETS: dict[str, DatasetSpec] = {
         how_to_get=(
             "on Debian/Ubuntu run: apt-get install dataset-fashion-mnist (installs "
             f"{FASHION_MNIST_SYSTEM_DIR}), or copy the four files from "
-            "https://github.com/zalandoresearch/fashion-mnist into the data directory, "
-            "or pass `download`=True, which needs torchvision: "
-            "pip install 'ginmi[download]'"
+            "https://github.com/zalandoresearch/fashion-mnist into the data directory"
         ),
     ),
 }
@@ -413,7 +409,7 @@ def find_split_files(name: str, split: str, data_dir: str | os.PathLike[str] | N
     raise FileNotFoundError(
         f"{name} {split} split not found: expected {bases[0]}[.gz] and {bases[1]}[.gz] "
         f"together in one folder; tried:\n{lines}{notes}\n"
-        f"To get them: {spec.how_to_get}."
+        f"To get them: {spec.how_to_get}; or pass {_DOWNLOAD}."
     )
 
 
@@ -507,10 +503,9 @@ def _download(spec: DatasetSpec, split: str, root: Path) -> None:
     try:
         datasets = importlib.import_module("torchvision.datasets")
     except ImportError as exc:
-        raise ImportError(
-            f"download=True for {spec.name} needs torchvision, which is not installed; "
-            f"install it with: pip install 'ginmi[download]'  (or get the files by hand: "
-            f"{spec.how_to_get})"
+        raise MissingDependencyError(
+            f"`download`=True for {spec.name} needs torchvision, which is not installed: "
+            f"pip install 'ginmi[download]'; or get the files by hand: {spec.how_to_get}"
         ) from exc
     root.mkdir(parents=True, exist_ok=True)
     getattr(datasets, spec.torchvision_class)(
