@@ -85,6 +85,18 @@ def test_fit_csv_errors(tmp_path, capsys):
     _run_fails(["fit", str(nolabel), "--out", str(out)], capsys, "no label column 'label'", out)
 
 
+@pytest.mark.parametrize("delimiter", [";", "\t"])
+def test_csv_with_semicolons_or_tabs_reads_like_commas(tmp_path, delimiter):
+    """A semicolon-separated file read as one column named 'a;b;label' ('no label column')."""
+    from ginmi.data.files import load_table
+
+    (tmp_path / "comma.csv").write_text("a,b,label\n1.5,2,x\n3,4,y\n")
+    (tmp_path / "other.csv").write_text("a,b,label\n1.5,2,x\n3,4,y\n".replace(",", delimiter))
+    comma, other = load_table(tmp_path / "comma.csv"), load_table(tmp_path / "other.csv")
+    np.testing.assert_array_equal(other.x, comma.x)
+    assert other.feature_names == ["a", "b"] and other.u.tolist() == ["x", "y"]
+
+
 @pytest.mark.parametrize("option", ["--epochs", "--batch-size", "--n-blocks", "--width"])
 def test_non_positive_sizes_are_rejected(tmp_path, capsys, option):
     x, u = _good()

@@ -50,7 +50,11 @@ __all__ = ["FitConfig", "run_fit", "TransformConfig", "run_transform", "write_fi
 class FitConfig:
     """Options of ``ginmi fit DATA``."""
 
-    data: str = option("", "the data file: .npz (arrays x, u) or .csv", cli=False)
+    data: str = option(
+        "",
+        "the data file: .npz (arrays x, u) or .csv (a header row; comma-, semicolon- or tab-separated)",
+        cli=False,
+    )
     label_column: str = option("label", "name of the label column of a CSV file")
     test_data: str | None = option(
         None, "labelled held-out file for classification vs k (default: the training data, i.e. training accuracy)"

@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import csv
+import io
 import os
 import zipfile
 from collections import Counter
@@ -84,9 +85,13 @@ def _load_npz(path: Path) -> Table:
 def _load_csv(path: Path, label_column: str, require_labels: bool) -> Table:
     try:
         with open(path, newline="") as f:
-            rows = list(csv.reader(f))
+            text = f.read()
     except (OSError, UnicodeDecodeError) as err:
         raise ValueError(f"cannot read {path} as CSV text ({err})") from err
+    header_line = text.split("\n", 1)[0]
+    # comma-separated; a header without commas but with semicolons or tabs names the delimiter
+    delimiter = "," if "," in header_line else next((d for d in ";\t" if d in header_line), ",")
+    rows = list(csv.reader(io.StringIO(text), delimiter=delimiter))
     rows = [r for r in rows if r]
     if len(rows) < 2:
         raise ValueError(f"{path} needs a header row and at least one data row")
