@@ -10,6 +10,7 @@ Errors a user can fix (bad input, missing files, divergence) are printed as one 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import re
 import sys
 import warnings
@@ -50,7 +51,9 @@ class Command:
     config: type
     run: Callable[[Any], dict[str, Any]]
     help: str
-    positionals: tuple[tuple[str, str], ...] = ()
+    positionals: tuple[
+        str, ...
+    ] = ()  # options of ``config`` given as positional arguments (their help is the option's)
     summary: Callable[[dict[str, Any]], str] | None = None
     figures: FigureWriter | None = None  # redraws the command's figures for ``ginmi report``
 
@@ -175,7 +178,7 @@ COMMANDS: dict[str, Command] = {
         FitConfig,
         run_fit,
         "train, score and select latents on your own .npz/.csv data",
-        positionals=(("data", "data file: .npz with arrays x, u or .csv with a label column"),),
+        positionals=("data",),
         summary=_fit_summary,
         figures=write_fit_figures,
     ),
@@ -183,14 +186,14 @@ COMMANDS: dict[str, Command] = {
         TransformConfig,
         run_transform,
         "write w = g(x) for new data with a saved model",
-        positionals=(("model_path", "model.pt of a ginmi run"), ("data", "data file: .npz with array x or .csv")),
+        positionals=("model_path", "data"),
         summary=_transform_summary,
     ),
     "report": Command(
         ReportConfig,
         lambda config: run_report(config, _figure_writers()),
         "rebuild report.html of a run folder (figures redrawn, no training)",
-        positionals=(("run_dir", "a ginmi run folder (with results.json)"),),
+        positionals=("run_dir",),
         summary=_report_summary,
     ),
 }
@@ -211,9 +214,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, cmd in COMMANDS.items():
         p = sub.add_parser(name, help=cmd.help, description=cmd.help)
-        for arg, text in cmd.positionals:
+        helps = {f.name: f.metadata["help"] for f in dataclasses.fields(cmd.config)}
+        for arg in cmd.positionals:
             p.add_argument(
-                arg, nargs="?", default=argparse.SUPPRESS, help=f"{text} (or `{arg} = ...` in the --config file)"
+                arg, nargs="?", default=argparse.SUPPRESS, help=f"{helps[arg]} (or `{arg} = ...` in the --config file)"
             )
         p.add_argument(
             "--config",
@@ -232,7 +236,7 @@ def resolve_config(name: str, args: argparse.Namespace) -> Any:
     cmd = COMMANDS[name]
     base = read_config_file(args.config, cmd.config) if getattr(args, "config", None) else {}
     config = from_namespace(cmd.config, args, base=base)
-    for arg, _ in cmd.positionals:
+    for arg in cmd.positionals:
         if not getattr(config, arg):
             raise ValueError(
                 f'{name} needs {arg.upper()}: give it on the command line or as `{arg} = "..."` in the --config file'
