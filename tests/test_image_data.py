@@ -305,8 +305,10 @@ def test_heldout_split() -> None:
     assert mapping == {0: 0, 2: 1, 3: 2} and in_y.tolist() == [0]
     with pytest.raises(ValueError, match="cannot hold out classes \\[7\\]"):
         heldout_split(images, labels, [7])
-    with pytest.raises(ValueError, match="leaves no in-distribution class"):
+    with pytest.raises(ValueError, match=r"leaves 0 in-distribution class\(es\) \[\]"):
         heldout_split(images, labels, range(4))
+    with pytest.raises(ValueError, match=r"leaves 1 in-distribution class\(es\) \[3\]; the classifier needs"):
+        heldout_split(images, labels, [0, 1, 2])
     with pytest.raises(ValueError, match="at least one class"):
         heldout_split(images, labels, [])
 

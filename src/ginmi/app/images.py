@@ -314,6 +314,9 @@ def load_images(config: ImagesConfig) -> ImageData:
             idx = heldout_indices(config.ood, classes)
         except ValueError as err:
             raise ValueError(f"--ood {err} (--data {config.data})") from None
+        kept = [name for i, name in enumerate(names) if i not in idx]
+        if len(kept) < 2:
+            raise ValueError(f"--ood {config.ood} leaves {kept} to train on; hold out fewer classes (at least 2 stay)")
         train_x, train_u, _, mapping = heldout_split(train_x, train_u, idx, num_classes=len(classes))
         test_x, test_u, ood_x, _ = heldout_split(test_x, test_u, idx, num_classes=len(classes))
         names = [names[old] for old in mapping]

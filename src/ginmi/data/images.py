@@ -790,7 +790,7 @@ def heldout_split(
     Raises
     ------
     ValueError
-        If ``classes`` is empty, names unknown classes or holds out every class.
+        If ``classes`` is empty, names unknown classes or leaves fewer than 2 classes.
     """
     labels = np.asarray(labels)
     held = sorted({int(c) for c in classes})
@@ -806,8 +806,11 @@ def heldout_split(
     if unknown:
         raise ValueError(f"cannot hold out classes {unknown}: the labels are {all_classes}")
     kept = [c for c in all_classes if c not in held]
-    if not kept:
-        raise ValueError(f"holding out {held} leaves no in-distribution class")
+    if len(kept) < 2:
+        raise ValueError(
+            f"holding out {held} leaves {len(kept)} in-distribution class(es) {kept}; the classifier needs "
+            "at least 2: hold out fewer classes"
+        )
     mapping = {old: new for new, old in enumerate(kept)}
     is_out = np.isin(labels, held)
     in_labels = np.searchsorted(np.asarray(kept), labels[~is_out]).astype(np.int64)
