@@ -306,13 +306,17 @@ def test_own_npz_images_end_to_end(tmp_path):
     assert set(r["baselines"]["accuracy"]) == {"lda", "logistic", "pca_qda"}
 
 
-def test_holding_out_all_but_one_class_stops_before_the_run_folder(tmp_path, capsys):
-    """It failed in the model ('need at least 2 classes, got 1') after writing config.toml and metrics.csv."""
+def test_too_few_classes_or_images_per_class_stop_before_the_run_folder(tmp_path, capsys):
+    """Both failed after writing config.toml and metrics.csv: in the model ('need at least 2 classes, got
+    1') and in a baseline after training ('y has only 1 sample in class 0')."""
     x, u = _blobs(60, (8, 8))
     out = tmp_path / "run"
     argv = ["images", "--data", _npz(tmp_path / "d.npz", x, u), "--ood", "heldout:a,b", "--out", str(out)]
     assert main(argv) == 2
     assert "--ood heldout:a,b leaves ['c'] to train on" in capsys.readouterr().err and not out.exists()
+    argv[-3:-2] = ["heldout:c", "--max-train", "3"]  # one image of a class after subsampling
+    assert main(argv) == 2
+    assert "too few training images: class '" in capsys.readouterr().err and not out.exists()
 
 
 def test_own_npz_images_of_shape_n_h_w_with_test_file(tmp_path):

@@ -244,6 +244,17 @@ def _keep(n: int, size: int | None, rng: np.random.Generator) -> np.ndarray:
     return np.arange(n) if size is None or size >= n else np.sort(rng.choice(n, size, replace=False))
 
 
+def _check_class_sizes(data: ImageData) -> None:
+    """At least 2 training images per class: training (the class statistics) and the baselines need them."""
+    counts = np.bincount(data.train_y, minlength=len(data.class_names))
+    few = [f"class {name!r} has {n}" for name, n in zip(data.class_names, counts.tolist()) if n < 2]
+    if few:
+        raise ValueError(
+            f"too few training images: {', '.join(few[:5])}; every class needs at least 2 for its "
+            "statistics: use more images (--max-train) or leave the class out"
+        )
+
+
 def load_images(config: ImagesConfig) -> ImageData:
     """The training, test and OOD images of a run: ``--data`` files (with ``--test-data``/``--ood-data``)
     or a named data set (``--dataset``, ``--ood``, ``--data-dir``, ``--ood-data-dir``); ``--ood-data``
@@ -420,6 +431,8 @@ def run_images(config: ImagesConfig) -> dict[str, Any]:
                 f"the model at {config.model_path} has {model.n_classes} classes, "
                 f"{data.name} has {len(data.class_names)}"
             )
+    if config.model_path is None or config.baselines:
+        _check_class_sizes(data)
     run_dir = make_run_dir(config.out, "images", config.train)
     write_run_config(run_dir, "images", config)
     timing: dict[str, float] = {}
