@@ -107,7 +107,7 @@ def test_non_positive_sizes_are_rejected(tmp_path, capsys, option):
 
 def test_synthetic_rejects_non_positive_sizes(tmp_path, capsys):
     out = tmp_path / "run"
-    _run_fails(["synthetic", "--n-samples", "-5", "--out", str(out)], capsys, "n_samples must be positive", out)
+    _run_fails(["synthetic", "--n-samples", "-5", "--out", str(out)], capsys, "--n-samples must be positive", out)
 
 
 def test_fit_and_transform_on_csv_with_string_labels(tmp_path, capsys):

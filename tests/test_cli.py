@@ -108,8 +108,8 @@ def test_positional_arguments_can_come_from_the_file(tmp_path):
     [
         ("epoch = 2\n", "unknown option 'epoch' in config file"),
         ('epochs = "two"\n', "option 'epochs' must be int"),
-        ("epochs = 0\n", "epochs must be positive"),
-        ('threshold = "best"\n', "'threshold' must be one of"),
+        ("epochs = 0\n", "--epochs must be positive"),
+        ('threshold = "best"\n', "--threshold must be one of"),
         ("epochs = \n", "not valid TOML"),
     ],
 )

@@ -65,7 +65,7 @@ def test_none_is_written_as_string_and_read_back_for_optional_options():
     assert 'out = "none"' in to_toml(flatten(Demo()))
     assert config_from_dict(Demo, {"out": "none", "limit": "None"}).inner.limit is None
     # a non-optional string option keeps the text "none"
-    with pytest.raises(ValueError, match="'name' must be one of"):
+    with pytest.raises(ValueError, match="`name` must be one of"):
         config_from_dict(Demo, {"name": "none"})
 
 
@@ -88,7 +88,7 @@ def test_dashes_tables_and_type_coercion(tmp_path):
         ({"flag": 1}, "'flag' must be bool"),
         ({"rate": "fast"}, "'rate' must be float"),
         ({"sizes": ["x"]}, "'sizes' must be float"),
-        ({"name": "c"}, "'name' must be one of"),
+        ({"name": "c"}, "`name` must be one of"),
         ({"colour": "red"}, "unknown option"),
     ],
 )

@@ -122,9 +122,9 @@ def test_parameter_types_and_ranges_are_checked_from_the_configs():
         GINTransformer(lr="fast").fit(x, y)
     with pytest.raises(ValueError, match="The 'stats' parameter of GINTransformer must be a str among"):
         GINTransformer(stats="moving").fit(x, y)
-    with pytest.raises(ValueError, match="lr must be positive"):  # TrainConfig.__post_init__
+    with pytest.raises(ValueError, match="`lr` must be positive"):  # TrainConfig.__post_init__
         GINTransformer(lr=-1.0).fit(x, y)
-    with pytest.raises(ValueError, match="width must be positive"):  # VectorModelConfig.__post_init__
+    with pytest.raises(ValueError, match="`width` must be positive"):  # VectorModelConfig.__post_init__
         GINTransformer(width=0).fit(x, y)
     with pytest.raises(ValueError, match="The 'selector' parameter of GINTransformer must be"):
         GINTransformer(selector=LogisticRegression()).fit(x, y)
@@ -332,7 +332,7 @@ def test_gin_transformer_input_errors():
         gin.transform(x[:, :3])
     with pytest.raises(ValueError, match="expecting 4 features"):
         gin.inverse_transform(x[:, :3])
-    with pytest.raises(ValueError, match="epochs must be positive"):
+    with pytest.raises(ValueError, match="`epochs` must be positive"):
         GINTransformer(epochs=0).fit(x, y)
 
 

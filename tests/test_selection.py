@@ -88,7 +88,7 @@ def test_select_thresholds_and_errors():
         select(scores, "top-k")
     with pytest.raises(ValueError, match="p-values"):
         select(scores, "fdr")
-    with pytest.raises(ValueError, match="threshold must be"):
+    with pytest.raises(ValueError, match="`threshold` must be"):
         select(scores, "eyeball")
 
 

@@ -101,13 +101,13 @@ def test_ood_sampler_uses_eq17_in_latent_space():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"n_samples": 0}, "n_samples must be positive"),
+        ({"n_samples": 0}, "`n_samples` must be positive"),
         ({"data_dim": 2, "n_informative": 2}, "smaller than data_dim"),
         ({"n_components": 1}, "at least 2"),
-        ({"noise_std": 0.0}, "noise_std must be positive"),
+        ({"noise_std": 0.0}, "`noise_std` must be positive"),
         ({"preset": "paper", "n_components": 3}, "preset 'paper'"),
-        ({"generator": "magic"}, "generator must be"),
-        ({"mixing": -1.0}, "mixing must be >= 0"),
+        ({"generator": "magic"}, "`generator` must be"),
+        ({"mixing": -1.0}, "`mixing` must be >= 0"),
     ],
 )
 def test_bad_generator_options(kwargs, message):

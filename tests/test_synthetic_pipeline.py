@@ -44,12 +44,12 @@ def test_default_variants_depend_on_trials():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"trials": 0}, "trials must be positive"),
-        ({"n_test": 0}, "n_test must be positive"),
+        ({"trials": 0}, "`trials` must be positive"),
+        ({"n_test": 0}, "`n_test` must be positive"),
         ({"variants": ("main", "nope")}, "unknown variant"),
         ({"variants": ("main", "main")}, "given twice"),
-        ({"prior": "flat"}, "prior must be one of"),
-        ({"jobs": -1}, "jobs must be >= 0"),
+        ({"prior": "flat"}, "`prior` must be one of"),
+        ({"jobs": -1}, "`jobs` must be >= 0"),
     ],
 )
 def test_config_errors(kwargs, message):

@@ -70,7 +70,7 @@ def test_posterior_one_number_by_hand(model):
 def test_prior_options(model):
     np.testing.assert_allclose(log_prior(model, "empirical").exp().numpy(), PRIOR)
     np.testing.assert_allclose(log_prior(model, "uniform").exp().numpy(), [0.5, 0.5])
-    with pytest.raises(ValueError, match="prior must be one of"):
+    with pytest.raises(ValueError, match="`prior` must be one of"):
         log_prior(model, "flat")
 
 

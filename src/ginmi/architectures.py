@@ -88,7 +88,7 @@ def vector_flow(
     The defaults are the 10-D network of the paper (8 GIN couplings, subnets of width 10).
     """
     if coupling not in COUPLINGS:
-        raise ValueError(f"coupling must be one of {sorted(COUPLINGS)}, got {coupling!r}")
+        raise ValueError(f"`coupling` must be one of {sorted(COUPLINGS)}, got {coupling!r}")
     block = COUPLINGS[coupling]
     subnet = mlp_subnet(width, zero_last=init_identity)
     blocks: list[nn.Module] = []
@@ -135,7 +135,7 @@ def image_flow(
     flow starts as a fixed reordering of the pixels (identity initialisation).
     """
     if coupling not in COUPLINGS:
-        raise ValueError(f"coupling must be one of {sorted(COUPLINGS)}, got {coupling!r}")
+        raise ValueError(f"`coupling` must be one of {sorted(COUPLINGS)}, got {coupling!r}")
     c, h, w = (int(s) for s in input_shape)
     scale = 2 ** len(conv_widths)
     if h % scale or w % scale:

@@ -158,7 +158,7 @@ def _coerce(name: str, value: Any, annotation: Any, choices: Sequence[Any] | Non
         return tuple(_coerce_scalar(name, v, base) for v in items)
     value = _coerce_scalar(name, value, base)
     if choices and value not in choices:
-        raise ValueError(f"option {name!r} must be one of {list(choices)}, got {value!r}")
+        raise ValueError(f"`{name}` must be one of {list(choices)}, got {value!r}")
     return value
 
 

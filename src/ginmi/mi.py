@@ -137,9 +137,9 @@ def _check_w(w: ArrayLike) -> np.ndarray:
 
 def _check_n_neighbors(n_neighbors: Any) -> int:
     if isinstance(n_neighbors, bool) or not isinstance(n_neighbors, Integral):
-        raise ValueError(f"n_neighbors must be an integer >= 1, got {n_neighbors!r}.")
+        raise ValueError(f"`n_neighbors` must be an integer >= 1, got {n_neighbors!r}.")
     if n_neighbors < 1:
-        raise ValueError(f"n_neighbors must be >= 1, got {n_neighbors}; use e.g. 3.")
+        raise ValueError(f"`n_neighbors` must be >= 1, got {n_neighbors}; use e.g. 3.")
     return int(n_neighbors)
 
 
@@ -599,9 +599,9 @@ def permutation_pvalues(
     """
     k = _check_n_neighbors(n_neighbors)
     if isinstance(n_permutations, bool) or not isinstance(n_permutations, Integral):
-        raise ValueError(f"n_permutations must be an integer >= 1, got {n_permutations!r}.")
+        raise ValueError(f"`n_permutations` must be an integer >= 1, got {n_permutations!r}.")
     if n_permutations < 1:
-        raise ValueError(f"n_permutations must be >= 1, got {n_permutations}.")
+        raise ValueError(f"`n_permutations` must be >= 1, got {n_permutations}.")
     arr = _check_w(w)
     codes = _encode_labels(u, arr.shape[0])
     if observed is not None:
@@ -622,7 +622,7 @@ def permutation_pvalues(
     pvalues = (1.0 + exceed) / (1.0 + n_permutations)
     if max_permutations is not None and max_permutations > n_permutations:
         if isinstance(stop_after, bool) or not isinstance(stop_after, Integral) or stop_after < 1:
-            raise ValueError(f"stop_after must be an integer >= 1, got {stop_after!r}.")
+            raise ValueError(f"`stop_after` must be an integer >= 1, got {stop_after!r}.")
         _refine(
             xt,
             codes,
@@ -711,11 +711,11 @@ def bootstrap_intervals(
     """
     k = _check_n_neighbors(n_neighbors)
     if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, Integral):
-        raise ValueError(f"n_bootstrap must be an integer >= 1, got {n_bootstrap!r}.")
+        raise ValueError(f"`n_bootstrap` must be an integer >= 1, got {n_bootstrap!r}.")
     if n_bootstrap < 1:
-        raise ValueError(f"n_bootstrap must be >= 1, got {n_bootstrap}.")
+        raise ValueError(f"`n_bootstrap` must be >= 1, got {n_bootstrap}.")
     if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}.")
+        raise ValueError(f"`confidence` must be in (0, 1), got {confidence}.")
     arr = _check_w(w)
     codes = _encode_labels(u, arr.shape[0])
     rng = _check_random_state(random_state)

@@ -79,7 +79,7 @@ class GINModel(nn.Module):
     ) -> None:
         super().__init__()
         if stats not in STATS:
-            raise ValueError(f"stats must be one of {STATS}, got {stats!r}")
+            raise ValueError(f"`stats` must be one of {STATS}, got {stats!r}")
         if n_classes < 2:
             raise ValueError(f"need at least 2 classes, got {n_classes}")
         self.arch = dict(arch)

@@ -170,7 +170,7 @@ def select(
             reason += f", {mask.sum()} of them with score >= {min_score:.4g}"
         return Selection(scores, order, selected, threshold, reason, extra)
     else:
-        raise ValueError(f"threshold must be one of {THRESHOLDS}, got {threshold!r}")
+        raise ValueError(f"`threshold` must be one of {THRESHOLDS}, got {threshold!r}")
     return Selection(scores, order, order[:n], threshold, reason, extra)
 
 
@@ -212,7 +212,7 @@ class SelectionConfig:
 
     def __post_init__(self) -> None:
         if self.n_permutations < 0 or self.bootstrap < 0:
-            raise ValueError("n_permutations and bootstrap must be >= 0")
+            raise ValueError("`n_permutations` and `bootstrap` must be >= 0")
         if self.threshold == "fdr" and self.n_permutations < 1:
             raise ValueError("`threshold`='fdr' needs `n_permutations` >= 1")
         if not 0 < self.q < 1:
@@ -225,11 +225,11 @@ class SelectionConfig:
                 "set `threshold`='top-k' or drop `k`"
             )
         if self.n_neighbors < 1:
-            raise ValueError(f"n_neighbors must be >= 1, got {self.n_neighbors}")
+            raise ValueError(f"`n_neighbors` must be >= 1, got {self.n_neighbors}")
         if not 0 <= self.min_effect < 1:
             raise ValueError(f"min_effect must lie in [0, 1), got {self.min_effect}")
         if self.max_permutations is not None and self.max_permutations < 0:
-            raise ValueError(f"max_permutations must be >= 0 or none, got {self.max_permutations}")
+            raise ValueError(f"`max_permutations` must be >= 0 or none, got {self.max_permutations}")
 
     def check_dims(self, n_dims: int) -> None:
         """Refuse settings that cannot work on ``n_dims`` latent dims (before anything is trained)."""
@@ -263,7 +263,7 @@ def mi_scores(w: np.ndarray, u: np.ndarray, config: SelectionConfig, *, seed: in
             model.log_sigma.detach().cpu().double().exp().numpy(),
             model.log_prior.detach().cpu().double().exp().numpy(),
         )
-    raise ValueError(f"mi_estimator must be one of {MI_ESTIMATORS}, got {config.mi_estimator!r}")
+    raise ValueError(f"`mi_estimator` must be one of {MI_ESTIMATORS}, got {config.mi_estimator!r}")
 
 
 def score_criteria(

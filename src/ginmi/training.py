@@ -155,27 +155,29 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "min_batches"):
             if getattr(self, name) is not None and getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+                raise ValueError(f"`{name}` must be positive, got {getattr(self, name)}")
         if self.min_steps < 0:
-            raise ValueError(f"min_steps must be >= 0, got {self.min_steps}")
+            raise ValueError(f"`min_steps` must be >= 0, got {self.min_steps}")
         if self.warmup_steps < 0:
-            raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
+            raise ValueError(f"`warmup_steps` must be >= 0, got {self.warmup_steps}")
         if not self.gamma > 0:
-            raise ValueError(f"gamma must be positive, got {self.gamma}")
+            raise ValueError(f"`gamma` must be positive, got {self.gamma}")
         if self.input_noise < 0 or self.weight_decay < 0:
-            raise ValueError(f"input_noise and weight_decay must be >= 0, got {self.input_noise}, {self.weight_decay}")
+            raise ValueError(
+                f"`input_noise` and `weight_decay` must be >= 0, got {self.input_noise}, {self.weight_decay}"
+            )
         if any(not m > 0 for m in self.milestones):
-            raise ValueError(f"milestones must be positive (fractions < 1 or epoch numbers), got {self.milestones}")
+            raise ValueError(f"`milestones` must be positive (fractions < 1 or epoch numbers), got {self.milestones}")
         if not self.lr > 0:
-            raise ValueError(f"lr must be positive, got {self.lr}")
+            raise ValueError(f"`lr` must be positive, got {self.lr}")
         if self.grad_clip is not None and not self.grad_clip > 0:
-            raise ValueError(f"grad_clip must be positive or None, got {self.grad_clip}")
+            raise ValueError(f"`grad_clip` must be positive or None, got {self.grad_clip}")
         if self.checkpoint_every < 0:
-            raise ValueError(f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
+            raise ValueError(f"`checkpoint_every` must be >= 0, got {self.checkpoint_every}")
         if not self.checkpoint_seconds >= 0:
-            raise ValueError(f"checkpoint_seconds must be >= 0, got {self.checkpoint_seconds}")
+            raise ValueError(f"`checkpoint_seconds` must be >= 0, got {self.checkpoint_seconds}")
         if self.seed < 0 or self.threads < 0:
-            raise ValueError(f"seed and threads must be >= 0, got {self.seed}, {self.threads}")
+            raise ValueError(f"`seed` and `threads` must be >= 0, got {self.seed}, {self.threads}")
         if self.resume and self.overwrite:
             raise ValueError(
                 "`resume` continues the run in the output folder, `overwrite` deletes it: give one of them"

@@ -64,9 +64,9 @@ class VectorModelConfig:
     def __post_init__(self) -> None:
         for name in ("n_blocks", "width"):
             if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+                raise ValueError(f"`{name}` must be positive, got {getattr(self, name)}")
         if not self.clamp > 0:
-            raise ValueError(f"clamp must be positive, got {self.clamp}")
+            raise ValueError(f"`clamp` must be positive, got {self.clamp}")
 
     def arch(self, dim: int, seed: int) -> dict[str, Any]:
         return {

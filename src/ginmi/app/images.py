@@ -101,11 +101,11 @@ class ImageModelConfig:
     def __post_init__(self) -> None:
         for name in ("n_conv_blocks", "fc_width", "n_fc_blocks"):
             if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+                raise ValueError(f"`{name}` must be positive, got {getattr(self, name)}")
         if not self.conv_widths or min(self.conv_widths) <= 0:
-            raise ValueError(f"conv_widths must be positive, got {self.conv_widths}")
+            raise ValueError(f"`conv_widths` must be positive, got {self.conv_widths}")
         if not self.clamp > 0:
-            raise ValueError(f"clamp must be positive, got {self.clamp}")
+            raise ValueError(f"`clamp` must be positive, got {self.clamp}")
 
     def arch(self, input_shape: tuple[int, ...], seed: int) -> dict[str, Any]:
         return {
@@ -199,13 +199,13 @@ class ImagesConfig:
         for name in ("max_train", "max_test", "mi_samples", "n_figure_classes"):
             value = getattr(self, name)
             if value is not None and value <= 0:
-                raise ValueError(f"--{name.replace('_', '-')} must be positive, got {value}")
+                raise ValueError(f"`{name}` must be positive, got {value}")
         if not self.k_grid or min(self.k_grid) < 1:
             raise ValueError(f"--k-grid must hold positive integers, got {self.k_grid}")
         if not self.etas or min(self.etas) < 0:
-            raise ValueError(f"--etas must be non-negative, got {self.etas}")
+            raise ValueError(f"`etas` must be non-negative, got {self.etas}")
         if not self.defence_k >= 0:
-            raise ValueError(f"--defence-k must be >= 0, got {self.defence_k}")
+            raise ValueError(f"`defence_k` must be >= 0, got {self.defence_k}")
 
 
 def load_image_file(path: str, *, labels: bool = True) -> tuple[np.ndarray, np.ndarray | None]:

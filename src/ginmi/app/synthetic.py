@@ -203,9 +203,9 @@ class SyntheticConfig:
     def __post_init__(self) -> None:
         for name in ("n_samples", "n_test", "trials"):
             if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+                raise ValueError(f"`{name}` must be positive, got {getattr(self, name)}")
         if self.jobs < 0:
-            raise ValueError(f"jobs must be >= 0 (0: automatic), got {self.jobs}")
+            raise ValueError(f"`jobs` must be >= 0 (0: automatic), got {self.jobs}")
         if self.variants is not None:
             unknown = [v for v in self.variants if v not in VARIANTS]
             if unknown or not self.variants:
@@ -213,7 +213,7 @@ class SyntheticConfig:
             if len(set(self.variants)) != len(self.variants):
                 raise ValueError(f"variants given twice: {list(self.variants)}")
         if self.prior not in PRIORS:
-            raise ValueError(f"prior must be one of {PRIORS}, got {self.prior!r}")
+            raise ValueError(f"`prior` must be one of {PRIORS}, got {self.prior!r}")
 
     def resolved_variants(self) -> tuple[str, ...]:
         """The variants to run: as given, else ``main`` for one trial and all four for several."""

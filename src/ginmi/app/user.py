@@ -76,7 +76,7 @@ class FitConfig:
 
     def __post_init__(self) -> None:
         if self.n_informative is not None and self.n_informative < 1:
-            raise ValueError(f"n_informative must be >= 1, got {self.n_informative}")
+            raise ValueError(f"`n_informative` must be >= 1, got {self.n_informative}")
 
 
 def _features_like(

@@ -142,7 +142,7 @@ class MixingFlow(nn.Module):
     def __init__(self, dim: int, seed: int, mixing: float = DEFAULT_MIXING, n_layers: int = 4) -> None:
         super().__init__()
         if not mixing >= 0:
-            raise ValueError(f"mixing must be >= 0, got {mixing}")
+            raise ValueError(f"`mixing` must be >= 0, got {mixing}")
         rng = np.random.default_rng([seed, 0x313])
         self.n_first, self.mixing = dim // 2, float(mixing)
         n2 = dim - self.n_first
@@ -174,7 +174,7 @@ class MixingFlow(nn.Module):
 def generator_flow(dim: int, seed: int, kind: str = "mixing", mixing: float = DEFAULT_MIXING) -> nn.Module:
     """The random flow ``f`` that maps latents to data (see the module docstring)."""
     if kind not in GENERATORS:
-        raise ValueError(f"generator must be one of {list(GENERATORS)}, got {kind!r}")
+        raise ValueError(f"`generator` must be one of {list(GENERATORS)}, got {kind!r}")
     if kind == "mixing":
         return MixingFlow(dim, seed, mixing).eval().requires_grad_(False)
     clamp, shift_factor, scale_factor = _GLOW_GENERATORS[kind]
@@ -219,13 +219,13 @@ def make_synthetic(
         ("n_components", n_components),
     ]:
         if value <= 0:
-            raise ValueError(f"{name} must be positive, got {value}")
+            raise ValueError(f"`{name}` must be positive, got {value}")
     if n_informative >= data_dim:
         raise ValueError(f"n_informative ({n_informative}) must be smaller than data_dim ({data_dim})")
     if n_components < 2:
-        raise ValueError(f"n_components must be at least 2, got {n_components}")
+        raise ValueError(f"`n_components` must be at least 2, got {n_components}")
     if not noise_std > 0:
-        raise ValueError(f"noise_std must be positive, got {noise_std}")
+        raise ValueError(f"`noise_std` must be positive, got {noise_std}")
     rng = np.random.default_rng(seed)
     if preset == "paper":
         if (n_components, n_informative) != PAPER_MEANS.shape:

@@ -46,7 +46,7 @@ def log_prior(model: GINModel, prior: str = "empirical") -> Tensor:
         return model.log_prior
     if prior == "uniform":
         return torch.full_like(model.log_prior, -float(np.log(model.n_classes)))
-    raise ValueError(f"prior must be one of {PRIORS}, got {prior!r}")
+    raise ValueError(f"`prior` must be one of {PRIORS}, got {prior!r}")
 
 
 def _as_tensor(w: np.ndarray | Tensor, model: GINModel) -> Tensor:
