@@ -13,6 +13,7 @@ import ginmi
 from ginmi.app.cli import COMMANDS, build_parser, main, resolve_config
 from ginmi.app.logging_utils import read_metrics
 from ginmi.config import option_names, read_config_file
+from tiny_run import tiny_image_net
 
 TINY = [
     "--n-samples",
@@ -184,15 +185,7 @@ def test_images_run_records_config_and_metrics(tmp_path, capsys):
         "1",
         "--batch-size",
         "50",
-        "--conv-widths",
-        "4",
-        "8",
-        "--n-conv-blocks",
-        "1",
-        "--fc-width",
-        "16",
-        "--n-fc-blocks",
-        "1",
+        *tiny_image_net(),
         "--mi-samples",
         "200",
         "--n-figure-classes",

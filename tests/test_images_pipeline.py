@@ -20,6 +20,7 @@ from ginmi.model import GINModel, load_model
 from ginmi.selection import var_scores
 from ginmi.tasks.classification import accuracy_vs_k
 from ginmi.vector import compute_latents
+from tiny_run import tiny_image_net
 
 pytestmark = pytest.mark.slow
 
@@ -44,15 +45,7 @@ TINY = [
     "50",
     "--lr",
     "1e-2",
-    "--conv-widths",
-    "4",
-    "8",
-    "--n-conv-blocks",
-    "1",
-    "--fc-width",
-    "32",
-    "--n-fc-blocks",
-    "1",
+    *tiny_image_net(fc_width=32),
     "--mi-samples",
     "400",
     "--n-figure-classes",
@@ -276,15 +269,7 @@ def test_own_npz_images_end_to_end(tmp_path):
             "2",
             "--batch-size",
             "30",
-            "--conv-widths",
-            "4",
-            "8",
-            "--n-conv-blocks",
-            "1",
-            "--fc-width",
-            "16",
-            "--n-fc-blocks",
-            "1",
+            *tiny_image_net(),
             "--k-grid",
             "1",
             "4",
@@ -392,15 +377,7 @@ def test_evaluation_stages_are_announced(tmp_path, capsys):
             "1",
             "--batch-size",
             "24",
-            "--conv-widths",
-            "4",
-            "8",
-            "--n-conv-blocks",
-            "1",
-            "--fc-width",
-            "8",
-            "--n-fc-blocks",
-            "1",
+            *tiny_image_net(fc_width=8),
             "--k-grid",
             "1",
             "64",

@@ -24,7 +24,7 @@ from ginmi.app.results import (
 )
 from ginmi.data.synthetic import make_synthetic, sample_ood
 from ginmi.io import atomic_write_json
-from tiny_run import tiny_run
+from tiny_run import tiny_image_net, tiny_run
 
 FIT = ["--epochs", "2", "--batch-size", "100", "--no-progress", "--no-report"]
 
@@ -77,15 +77,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Path]]:
                 "1",
                 "--batch-size",
                 "30",
-                "--conv-widths",
-                "4",
-                "4",
-                "--n-conv-blocks",
-                "1",
-                "--fc-width",
-                "8",
-                "--n-fc-blocks",
-                "1",
+                *tiny_image_net((4, 4), 8),
                 "--k-grid",
                 "1",
                 "64",

@@ -22,6 +22,15 @@ TINY = [
     "--no-progress",
 ]
 TRIALS = 2
+
+
+def tiny_image_net(conv_widths: tuple[int, ...] = (4, 8), fc_width: int = 16) -> list[str]:
+    """``ginmi images`` options of a small image network: one coupling per convolutional width, one
+    fully-connected coupling."""
+    widths = [str(w) for w in conv_widths]
+    return ["--conv-widths", *widths, "--n-conv-blocks", "1", "--fc-width", str(fc_width), "--n-fc-blocks", "1"]
+
+
 VARIANTS = ["main", "low-noise", "batch-stats"]
 
 
