@@ -187,6 +187,13 @@ def test_refused_resume_keeps_the_run_config(files, tmp_path, capsys):
     capsys.readouterr()
     assert main([*base, "--epochs", "3", "--resume"]) == 2
     assert "cannot resume" in capsys.readouterr().err and (run / "config.toml").read_bytes() == before
+    # the model and the data are not in the checkpoint's training options: a wider network failed to load
+    # the checkpoint (a traceback) after config.toml had been overwritten
+    assert main([*base, "--epochs", "2", "--width", "12", "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "other options than its config.toml: --width 4 -> 12" in err and "--config" in err
+    assert (run / "config.toml").read_bytes() == before
+    assert main([*base, "--epochs", "2", "--resume", "--no-progress"]) == 0  # the same options resume
 
 
 def test_ctrl_c_saves_a_checkpoint_and_resume_finishes_the_same_run(files, tmp_path, capsys, monkeypatch):

@@ -247,7 +247,7 @@ def _count(n: int, noun: str, plural: str | None = None) -> str:
 
 
 # options that may differ between an interrupted run and its resumption
-_RESUME_FREE = ("resume", "overwrite", "checkpoint_every", "checkpoint_seconds", "device", "fused")
+RESUME_FREE_OPTIONS = ("resume", "overwrite", "checkpoint_every", "checkpoint_seconds", "device", "fused")
 
 
 class DivergenceError(RuntimeError):
@@ -541,7 +541,7 @@ def _divergence(
 def _config_fingerprint(config: TrainConfig) -> dict[str, Any]:
     from ginmi.config import flatten
 
-    return {k: v for k, v in flatten(config).items() if k not in _RESUME_FREE}
+    return {k: v for k, v in flatten(config).items() if k not in RESUME_FREE_OPTIONS}
 
 
 def _clip_gradients(flat_grad: Tensor | None, params: list[nn.Parameter], max_norm: float | None) -> float:
@@ -634,7 +634,14 @@ class _Run:
             return 0, 0, []
         _check_fingerprint(state, self.config, self.checkpoint)
         with torch.no_grad():
-            self.model.load_state_dict(state["model"])
+            try:
+                self.model.load_state_dict(state["model"])
+            except RuntimeError as err:  # missing, unexpected or differently shaped weights
+                first = str(err).splitlines()[-1].strip()
+                raise ValueError(
+                    f"cannot resume from {self.checkpoint}: it holds a model of another architecture ({first}); "
+                    "use the model options it was written with, or another checkpoint folder"
+                ) from None
         self.optimizer.load_state_dict(state["optimizer"])
         self.order_gen.set_state(state["rng"]["order"])
         self.noise_gen.set_state(state["rng"]["noise"])

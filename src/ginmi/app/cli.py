@@ -272,7 +272,7 @@ def _check_paths(config: Any) -> None:
         if value and not Path(value).expanduser().is_dir() and not getattr(config, "download", False):
             raise FileNotFoundError(f"--{name.replace('_', '-')}: no such folder: {value}")
     if hasattr(config, "train") and hasattr(config, "out"):
-        check_run_dir(config.out, config.train)
+        check_run_dir(config.out, config.train, config)
 
 
 def _note_printer(options: Iterable[str]) -> Callable[..., None]:

@@ -19,8 +19,8 @@ import torch
 
 import ginmi
 from ginmi import distributed
-from ginmi.config import flatten, write_config_file
-from ginmi.training import TrainConfig, check_resume, resolve_device
+from ginmi.config import config_from_dict, flatten, read_config_file, write_config_file
+from ginmi.training import RESUME_FREE_OPTIONS, TrainConfig, check_resume, resolve_device
 
 __all__ = [
     "make_run_dir",
@@ -34,23 +34,28 @@ __all__ = [
 
 LOCK_NAME = ".ginmi.lock"
 PATH_OPTIONS = ("data", "test_data", "ood_data", "model_path", "data_dir")  # stored absolute in config.toml
+# options a resumed run may change: where and how it runs, not what it computes
+_RUN_ONLY = frozenset({*RESUME_FREE_OPTIONS, "out", "progress", "report", "tensorboard"})
 
 
-def make_run_dir(out: str | None, command: str, train: TrainConfig | None = None, *, quiet: bool = False) -> Path:
+def make_run_dir(
+    out: str | None, command: str, train: TrainConfig | None = None, *, quiet: bool = False, config: Any = None
+) -> Path:
     """The run folder: ``out`` or ``runs/<command>-<timestamp>``; created if missing, locked, announced.
 
     Checked before anything is written: ``out`` is no file; a folder that holds files is refused
-    unless ``train.resume`` (continue it: its checkpoint must have the same training options) or
-    ``train.overwrite`` (replace it: only a ginmi run folder, whose files are then deleted); a folder
-    another live ginmi process has locked is refused. The lock (``.ginmi.lock``, holding the process
-    id) is released by :func:`release_run_dir` or at exit. The path is printed to stderr first.
+    unless ``train.resume`` (continue it: its checkpoint must have the same training options and,
+    given the command's ``config``, its ``config.toml`` the same options) or ``train.overwrite``
+    (replace it: only a ginmi run folder, whose files are then deleted); a folder another live ginmi
+    process has locked is refused. The lock (``.ginmi.lock``, holding the process id) is released by
+    :func:`release_run_dir` or at exit. The path is printed to stderr first.
     """
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     path = Path(out) if out else Path("runs") / f"{command}-{stamp}"
     if not _main_process():  # under torchrun rank 0 checks, locks and announces the folder
         path.mkdir(parents=True, exist_ok=True)
         return path
-    contents = check_run_dir(path, train)
+    contents = check_run_dir(path, train, config)
     path.mkdir(parents=True, exist_ok=True)
     _take_lock(path)
     if train is not None and train.overwrite:
@@ -66,7 +71,7 @@ def _main_process() -> bool:
     return distributed.is_main_process() and int(os.environ.get("RANK", "0")) == 0
 
 
-def check_run_dir(out: str | os.PathLike | None, train: TrainConfig | None = None) -> list[Path]:
+def check_run_dir(out: str | os.PathLike | None, train: TrainConfig | None = None, config: Any = None) -> list[Path]:
     """The checks of :func:`make_run_dir` without its side effects (nothing is created); returns what
     the folder holds (to be deleted with ``train.overwrite``)."""
     if out is None or not _main_process():
@@ -91,7 +96,32 @@ def check_run_dir(out: str | os.PathLike | None, train: TrainConfig | None = Non
         )
     if resume:
         check_resume(train, path)
+        if config is not None:
+            _check_same_options(path, config)
     return contents
+
+
+def _check_same_options(run_dir: Path, config: Any) -> None:
+    """Refuse to resume ``run_dir`` with options (data, model, evaluation) other than its ``config.toml``'s:
+    the checkpoint holds the training options only, and a changed model or data set would fail (or train on
+    other data) after the folder's record of the run had been overwritten."""
+    path = run_dir / "config.toml"
+    if not path.is_file():
+        return
+    cls = type(config)
+    old, new = flatten(config_from_dict(cls, read_config_file(path, cls))), flatten(config)
+    for options in (old, new):
+        for key in PATH_OPTIONS:
+            if isinstance(options.get(key), str) and options[key]:
+                options[key] = os.path.abspath(os.path.expanduser(options[key]))
+    changed = [
+        f"`{k}` {old.get(k)!r} -> {new[k]!r}" for k in sorted(new) if k not in _RUN_ONLY and old.get(k) != new[k]
+    ]
+    if changed:
+        raise ValueError(
+            f"cannot resume {run_dir} with other options than its config.toml: {'; '.join(changed[:6])}; resume "
+            f"with that run's options (--config {path} --out {run_dir} --resume) or start a new folder"
+        )
 
 
 def _lock_owner(path: Path) -> int | None:

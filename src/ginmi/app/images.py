@@ -433,7 +433,7 @@ def run_images(config: ImagesConfig) -> dict[str, Any]:
             )
     if config.model_path is None or config.baselines:
         _check_class_sizes(data)
-    run_dir = make_run_dir(config.out, "images", config.train)
+    run_dir = make_run_dir(config.out, "images", config.train, config=config)
     write_run_config(run_dir, "images", config)
     timing: dict[str, float] = {}
     history: dict[str, list[float]] = {"epoch_loss": []}

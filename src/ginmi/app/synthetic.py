@@ -511,7 +511,7 @@ def run_synthetic(config: SyntheticConfig) -> dict[str, Any]:
             config.train.seed,
             n_samples=min(config.n_samples, 64),
         )
-    run_dir = make_run_dir(config.out, "synthetic", config.train, quiet=not is_main_process())
+    run_dir = make_run_dir(config.out, "synthetic", config.train, quiet=not is_main_process(), config=config)
     write_run_config(run_dir, "synthetic", config)
     tasks = [
         (variant, i, v_index == 0 and i == 0) for v_index, variant in enumerate(variants) for i in range(config.trials)

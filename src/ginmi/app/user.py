@@ -276,7 +276,7 @@ def run_fit(config: FitConfig) -> dict[str, Any]:
     names = table.feature_names if table.named else None
     files = _evaluation_files(config, x.shape[1], names, classes)
     informative = _true_informative(config, table.latent, u) if table.latent is not None else None
-    run_dir = make_run_dir(config.out, "fit", config.train)
+    run_dir = make_run_dir(config.out, "fit", config.train, config=config)
     write_run_config(run_dir, "fit", config)
     with MetricsLogger(run_dir, config.train, len(x), tensorboard=config.log.tensorboard) as log:
         model, history, train_seconds = train_vector_model(
