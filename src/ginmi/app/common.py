@@ -35,7 +35,7 @@ __all__ = [
 LOCK_NAME = ".ginmi.lock"
 PATH_OPTIONS = ("data", "test_data", "ood_data", "model_path", "data_dir")  # stored absolute in config.toml
 # options a resumed run may change: where and how it runs, not what it computes
-_RUN_ONLY = frozenset({*RESUME_FREE_OPTIONS, "out", "progress", "report", "tensorboard"})
+_RUN_ONLY = frozenset({*RESUME_FREE_OPTIONS, "out", "progress", "report", "tensorboard", "jobs"})
 
 
 def make_run_dir(
