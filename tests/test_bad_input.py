@@ -97,6 +97,22 @@ def test_csv_with_semicolons_or_tabs_reads_like_commas(tmp_path, delimiter):
     assert other.feature_names == ["a", "b"] and other.u.tolist() == ["x", "y"]
 
 
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "cp1252"])
+def test_csv_from_a_spreadsheet_reads_like_utf8(tmp_path, encoding):
+    """Windows-1252 text failed ('utf-8' codec can't decode); a byte-order mark stuck to the first column name."""
+    from ginmi.data.files import load_table
+
+    text = "pétale,sépale,espèce\n1.5,2,été\n3,4,hiver\n"
+    (tmp_path / "utf8.csv").write_text(text, encoding="utf-8")
+    (tmp_path / "other.csv").write_text(text, encoding=encoding)
+    plain, other = (
+        load_table(tmp_path / "utf8.csv", label_column="espèce"),
+        load_table(tmp_path / "other.csv", label_column="espèce"),
+    )
+    np.testing.assert_array_equal(other.x, plain.x)
+    assert other.feature_names == ["pétale", "sépale"] and other.u.tolist() == ["été", "hiver"]
+
+
 @pytest.mark.parametrize("option", ["--epochs", "--batch-size", "--n-blocks", "--width"])
 def test_non_positive_sizes_are_rejected(tmp_path, capsys, option):
     x, u = _good()

@@ -82,12 +82,23 @@ def _load_npz(path: Path) -> Table:
     return Table(x=x, u=arrays.get("u"), feature_names=names, latent=latent)
 
 
-def _load_csv(path: Path, label_column: str, require_labels: bool) -> Table:
+def _read_text(path: Path) -> str:
+    """The file's text: UTF-8 (a byte-order mark, as spreadsheets write it, is dropped), else Windows-1252
+    (the 8-bit encoding of spreadsheet exports on Windows, which covers Latin-1's letters)."""
     try:
-        with open(path, newline="") as f:
-            text = f.read()
-    except (OSError, UnicodeDecodeError) as err:
-        raise ValueError(f"cannot read {path} as CSV text ({err})") from err
+        raw = path.read_bytes()
+    except OSError as err:
+        raise ValueError(f"cannot read {path} ({err})") from err
+    for encoding in ("utf-8-sig", "cp1252"):
+        try:
+            return raw.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise ValueError(f"cannot read {path} as CSV text: it is neither UTF-8 nor Windows-1252; save it as UTF-8")
+
+
+def _load_csv(path: Path, label_column: str, require_labels: bool) -> Table:
+    text = _read_text(path)
     header_line = text.split("\n", 1)[0]
     # comma-separated; a header without commas but with semicolons or tabs names the delimiter
     delimiter = "," if "," in header_line else next((d for d in ";\t" if d in header_line), ",")
