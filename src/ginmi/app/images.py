@@ -201,7 +201,7 @@ class ImagesConfig:
             if value is not None and value <= 0:
                 raise ValueError(f"`{name}` must be positive, got {value}")
         if not self.k_grid or min(self.k_grid) < 1:
-            raise ValueError(f"--k-grid must hold positive integers, got {self.k_grid}")
+            raise ValueError(f"`k_grid` must hold positive integers, got {self.k_grid}")
         if not self.etas or min(self.etas) < 0:
             raise ValueError(f"`etas` must be non-negative, got {self.etas}")
         if not self.defence_k >= 0:
