@@ -51,9 +51,8 @@ class Command:
     config: type
     run: Callable[[Any], dict[str, Any]]
     help: str
-    positionals: tuple[
-        str, ...
-    ] = ()  # options of ``config`` given as positional arguments (their help is the option's)
+    # options of ``config`` given as positional arguments (their help text is the option's)
+    positionals: tuple[str, ...] = ()
     summary: Callable[[dict[str, Any]], str] | None = None
     figures: FigureWriter | None = None  # redraws the command's figures for ``ginmi report``
 
