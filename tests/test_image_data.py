@@ -379,7 +379,7 @@ def test_max_train_subsampling_is_seeded(tmp_path: Path) -> None:
 
 def test_check_pixel_range() -> None:
     check_pixel_range(np.array([0.0, 0.5, 1.0]))
-    message = r"\[0, 1\]; got min 0 \.\. max 255; divide uint8 images by 255"
+    message = r"\[0, 1\]; got min 0 \.\. max 255; scale them first \(8-bit images: divide by 255, 16-bit: by 65535\)"
     with pytest.raises(ValueError, match=message):
         check_pixel_range(np.array([0, 255], dtype=np.uint8))
     with pytest.raises(ValueError, match="must be finite; got 1 NaN"):

@@ -1012,4 +1012,7 @@ def check_pixel_range(x: ArrayLike) -> None:
         raise ValueError(f"pixel values must be finite; got {arr.size - int(finite.sum())} NaN or infinite values")
     lo, hi = float(arr.min()), float(arr.max())
     if lo < 0.0 or hi > 1.0:
-        raise ValueError(f"pixel values must lie in [0, 1]; got min {lo:g} .. max {hi:g}; divide uint8 images by 255")
+        raise ValueError(
+            f"pixel values must lie in [0, 1]; got min {lo:g} .. max {hi:g}; scale them first "
+            "(8-bit images: divide by 255, 16-bit: by 65535)"
+        )
