@@ -96,25 +96,35 @@ def _sync() -> None:
         torch.cuda.synchronize()
 
 
-def freia_steps(model: GINModel, x: torch.Tensor, u: torch.Tensor, batch: int, seconds: float) -> float:
-    """Steps/s of FrEIA's net in a plain loop: index a batch, noise, fwd, bwd, Adam."""
+def _freia_step(model: GINModel, x: torch.Tensor, u: torch.Tensor, batch: int) -> Callable[[], None]:
+    """One step of FrEIA's net (same architecture and weights as ``model``) in a plain loop: index a batch,
+    noise, forward, loss, backward, Adam."""
     net = _freia_for(model).to(DEVICE)
     mu = nn.Parameter(torch.zeros(model.n_classes, model.dim, device=DEVICE))
     ls = nn.Parameter(torch.zeros(model.n_classes, model.dim, device=DEVICE))
     opt = torch.optim.Adam([*net.parameters(), mu, ls], lr=1e-3)
     x, u = x.to(DEVICE), u.to(DEVICE)
-    n, steps = len(x), 0
+
+    def step() -> None:
+        idx = torch.randint(0, len(x), (batch,), device=DEVICE)
+        z, _ = net(x[idx] + 1e-2 * torch.randn(batch, *x.shape[1:], device=DEVICE))
+        loss = _nll(z, u[idx], mu, ls)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def freia_steps(model: GINModel, x: torch.Tensor, u: torch.Tensor, batch: int, seconds: float) -> float:
+    """Steps/s of FrEIA's net in a plain loop (:func:`_freia_step`)."""
+    step = _freia_step(model, x, u, batch)
+    steps = 0
     for warm in (True, False):
         _sync()
         t0 = time.perf_counter()
         while True:
-            idx = torch.randint(0, n, (batch,), device=DEVICE)
-            xb = x[idx] + 1e-2 * torch.randn(batch, *x.shape[1:], device=DEVICE)
-            z, _ = net(xb)
-            loss = _nll(z, u[idx], mu, ls)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+            step()
             steps += 1
             if warm and steps >= 3:
                 steps = 0
@@ -211,19 +221,10 @@ def _rates(run: Callable[[], int]) -> tuple[float, float]:
 
 
 def freia_samples(model: GINModel, x: torch.Tensor, u: torch.Tensor, batch: int, steps: int) -> int:
-    """``steps`` steps of FrEIA's net in a plain loop (index a batch, noise, fwd, bwd, Adam); returns the samples."""
-    net = _freia_for(model).to(DEVICE)
-    mu = nn.Parameter(torch.zeros(model.n_classes, model.dim, device=DEVICE))
-    ls = nn.Parameter(torch.zeros(model.n_classes, model.dim, device=DEVICE))
-    opt = torch.optim.Adam([*net.parameters(), mu, ls], lr=1e-3)
-    x, u = x.to(DEVICE), u.to(DEVICE)
+    """``steps`` steps of FrEIA's net in a plain loop (:func:`_freia_step`); returns the samples."""
+    step = _freia_step(model, x, u, batch)
     for _ in range(steps):
-        idx = torch.randint(0, len(x), (batch,), device=DEVICE)
-        z, _ = net(x[idx] + 1e-2 * torch.randn(batch, *x.shape[1:], device=DEVICE))
-        loss = _nll(z, u[idx], mu, ls)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+        step()
     return steps * batch
 
 
